@@ -1,0 +1,104 @@
+"""What a tapebench invocation runs: cells (variant x workload) and how runs execute.
+
+Frozen dataclasses validated on construction; the CLI builds exactly these, so the Python
+API and the command line share one schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trainloop.config import DEVICES, Variant, Workload
+
+# Named workloads. "quick" is the default of `tapebench run`: a few hundred steps per
+# variant, enough for stable medians in minutes. "reference" is the full training.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(epochs=2, steps_per_epoch=150, warmup_steps=10, eval_examples=2048),
+    "reference": dict(epochs=25, steps_per_epoch=None, warmup_steps=10, eval_examples=None),
+}
+
+# The default comparison: each execution mode in float32, and each mixed policy compiled.
+STANDARD_VARIANTS = (
+    ("eager", "float32"),
+    ("function", "float32"),
+    ("xla", "float32"),
+    ("function", "mixed_bfloat16"),
+    ("function", "mixed_float16"),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One thing to measure: a variant on a workload."""
+
+    variant: Variant
+    workload: Workload
+
+    @property
+    def label(self) -> str:
+        """The variant name, e.g. ``xla/float32@cpu``."""
+        return self.variant.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat variant + workload fields (the record schema's ``cell``)."""
+        return {**asdict(self.variant), **asdict(self.workload)}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How runs execute, independent of what they measure.
+
+    Attributes:
+      output_dir: the results directory (created if missing).
+      data_dir: a directory holding the dataset files, or None to search the usual places.
+      intra_op_threads, inter_op_threads: TensorFlow thread pools (0 = TensorFlow's default).
+      timeout_s: wall-clock limit per run, or None.
+    """
+
+    output_dir: Path = Path("tapebench-results")
+    data_dir: Path | None = None
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} must be an integer >= 0 (0: TF default)")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"timeout_s={self.timeout_s!r} must be positive")
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise ValueError(f"output dir {self.output_dir} exists and is not a directory")
+
+
+def create_variants(
+    modes: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    devices: Sequence[str] = DEVICES,
+) -> list[Variant]:
+    """The variants to run on each device.
+
+    With neither ``modes`` nor ``precisions`` given, the standard comparison
+    (:data:`STANDARD_VARIANTS`); otherwise the cross product of the given modes (default:
+    function) and precisions (default: float32).
+    """
+    if modes is None and precisions is None:
+        pairs: Iterable[tuple[str, str]] = STANDARD_VARIANTS
+    else:
+        pairs = itertools.product(modes or ["function"], precisions or ["float32"])
+    pairs = list(dict.fromkeys(pairs))
+    return [
+        Variant(mode=m, precision=p, device=d) for d in dict.fromkeys(devices) for m, p in pairs
+    ]
+
+
+def create_cells(variants: Sequence[Variant], workload: Workload) -> list[Cell]:
+    """One cell per variant on ``workload``."""
+    if not variants:
+        raise ValueError("nothing to run: no variants selected")
+    return [Cell(v, workload) for v in variants]

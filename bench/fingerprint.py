@@ -1,0 +1,99 @@
+"""The environment fingerprint stored with every run: what produced the numbers.
+
+The host half (machine, OS, source revision) is read here, in the parent, without
+TensorFlow; the runtime half (TensorFlow/Keras versions, devices, threads, flags) is
+reported by each worker (``trainloop.devices.describe_runtime``) and merged in.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+# Fields that must agree for two results to be compared as like for like.
+COMPARABLE_FIELDS = (
+    "cpu_model",
+    "cpu_count",
+    "gpu_driver",
+    "python",
+    "tensorflow",
+    "keras",
+    "gpus",
+    "intra_op_threads",
+    "inter_op_threads",
+    "onednn_opts",
+    "xla_flags",
+    "tf_xla_flags",
+)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_driver() -> str | None:
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+    except OSError:
+        return None
+    return text.splitlines()[0].strip() if text else None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(SOURCE_ROOT), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tapebench")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@lru_cache(maxsize=1)
+def host_fingerprint() -> dict[str, Any]:
+    """Machine, OS and source revision of this process (no TensorFlow needed)."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu_driver": _gpu_driver(),
+        "tapebench": _version(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+    }
+
+
+def merge_fingerprint(runtime: dict[str, Any] | None) -> dict[str, Any]:
+    """The host fingerprint plus a worker's runtime description."""
+    return {**host_fingerprint(), **(runtime or {})}

@@ -1,0 +1,269 @@
+"""Runs one cell in a fresh worker process and turns what it reports into a RunRecord.
+
+The parent never imports TensorFlow: the worker's peak RSS (``wait4``) is then its own, and
+a crash, abort or OOM kill of the worker ends that run only. Per-run timeouts and
+interruption are handled here: the worker is asked to stop (SIGTERM, after which it sends
+the steps it has), then killed if it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.fingerprint import SOURCE_ROOT, merge_fingerprint
+from reports.schema import EpochRecord, RunRecord, Steps
+
+GRACE_S = 15.0  # how long a stopping worker may take to send its partial results
+EventHook = Callable[[dict[str, Any]], None]
+
+
+class RunInterrupted(Exception):
+    """The parent was interrupted while a run was in flight; carries that run's record."""
+
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__(f"run {record.run_id} interrupted")
+        self.record = record
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker is asked to do."""
+
+    run_id: str
+    invocation_id: str
+    cell: dict[str, Any]
+    repeat: int
+    data_source: dict[str, Any]
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    probe: bool = False
+
+    def worker_input(self, events_fd: int) -> str:
+        """The JSON document the worker takes as its argument."""
+        variant = {k: self.cell[k] for k in ("mode", "precision", "device", "steps_per_call")}
+        workload = {k: v for k, v in self.cell.items() if k not in variant}
+        return json.dumps(
+            {
+                "events_fd": events_fd,
+                "variant": variant,
+                "workload": workload,
+                "data_source": self.data_source,
+                "probe": self.probe,
+                "intra_op_threads": self.intra_op_threads,
+                "inter_op_threads": self.inter_op_threads,
+            }
+        )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunAssembler:
+    """Accumulates a worker's events into the fields of a RunRecord."""
+
+    job: Job
+    runtime: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    steps: Steps = field(default_factory=Steps)
+    epochs: list[EpochRecord] = field(default_factory=list)
+    end: dict[str, Any] | None = None
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Takes one event from the worker."""
+        kind = event.get("event")
+        if kind == "hello":
+            self.runtime = event.get("runtime")
+        elif kind == "begin":
+            self.info = dict(event["info"])
+        elif kind == "steps":
+            self.steps = self.steps.extend(
+                event["epoch"],
+                event["first_step"],
+                tuple(event["phases"]),
+                tuple(event["seconds"]),
+                tuple(x if x is not None else float("nan") for x in event["losses"]),
+            )
+        elif kind == "epoch":
+            data = {k: event[k] for k in EpochRecord.__dataclass_fields__ if k in event}
+            seconds = event["train_seconds"]
+            data["samples_per_second"] = event["train_examples"] / seconds if seconds else 0.0
+            self.epochs.append(EpochRecord(**data))
+        elif kind == "end":
+            self.end = event
+
+    def record(self, status: str, reason: str | None, **run: Any) -> RunRecord:
+        """The RunRecord with the given outcome."""
+        j = self.job
+        return RunRecord(
+            run_id=j.run_id,
+            invocation_id=j.invocation_id,
+            cell=j.cell,
+            repeat=j.repeat,
+            status=status,
+            reason=reason,
+            data_source=j.data_source,
+            info=self.info,
+            fingerprint=merge_fingerprint(self.runtime),
+            steps=self.steps,
+            epochs=tuple(self.epochs),
+            **run,
+        )
+
+
+def _describe_exit(code: int, log_file: Path) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = f"worker killed by {name}"
+        if -code == signal.SIGKILL:
+            why += " (out of memory, or killed from outside)"
+    else:
+        why = f"worker exited with code {code}"
+    try:
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    return f"{why}; last log line: {lines[-1].strip()[:300]}" if lines else why
+
+
+def _child_env(device: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # a CPU run must not place anything on a GPU
+    return env
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Asks the worker to stop; partial results follow on the event pipe."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+
+
+def execute_run(
+    job: Job, log_file: Path, timeout_s: float | None = None, on_event: EventHook | None = None
+) -> RunRecord:
+    """Runs ``job`` in a new worker process and returns its record.
+
+    Raises:
+      RunInterrupted: KeyboardInterrupt arrived; the in-flight run was stopped and its
+        record (status ``interrupted``, with the steps it finished) is attached.
+    """
+    assembler = RunAssembler(job)
+    read_fd, write_fd = os.pipe()
+    started, t0 = _now(), time.monotonic()
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", job.worker_input(write_fd)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            env=_child_env(job.cell["device"]),
+            start_new_session=True,  # the parent decides when a worker stops
+        )
+    os.close(write_fd)
+    outcome = _pump(proc, read_fd, assembler, t0, timeout_s, on_event)
+    _, wait_status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(wait_status)
+    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    run = dict(
+        started_at=started,
+        finished_at=_now(),
+        wall_seconds=time.monotonic() - t0,
+        peak_rss_bytes=rss,
+        exit_code=proc.returncode,
+        log_file=str(log_file),
+    )
+    end = assembler.end or {}
+    if outcome == "timeout":
+        status, reason = "timeout", f"exceeded the {timeout_s:g} s run timeout"
+    elif outcome == "interrupted":
+        status, reason = "interrupted", "tapebench was interrupted during this run"
+    elif end:
+        status, reason = end["status"], end.get("reason")
+    else:
+        status, reason = "failed", _describe_exit(proc.returncode, log_file)
+    record = assembler.record(status, reason, **run)
+    if outcome == "interrupted":
+        raise RunInterrupted(record)
+    return record
+
+
+def _pump(
+    proc: subprocess.Popen[bytes],
+    read_fd: int,
+    assembler: RunAssembler,
+    t0: float,
+    timeout_s: float | None,
+    on_event: EventHook | None,
+) -> str:
+    """Feeds events to ``assembler`` until the worker closes the pipe.
+
+    Returns ``done``, ``timeout`` or ``interrupted``.
+    """
+    outcome, stop_deadline, buffer = "done", None, b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(read_fd, selectors.EVENT_READ)
+        while True:
+            try:
+                ready = sel.select(timeout=0.25)
+                if ready:
+                    chunk = os.read(read_fd, 1 << 16)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        event = _parse_event(line)
+                        if event is not None:
+                            assembler.feed(event)
+                            if on_event:
+                                on_event(event)
+            except KeyboardInterrupt:
+                if outcome == "interrupted":  # a second Ctrl-C: stop waiting
+                    _kill(proc)
+                outcome = "interrupted"
+            now = time.monotonic()
+            if outcome == "done" and timeout_s and now - t0 > timeout_s:
+                outcome = "timeout"
+            if outcome != "done" and stop_deadline is None:
+                _stop(proc)
+                stop_deadline = now + GRACE_S
+            if stop_deadline is not None and now > stop_deadline:
+                _kill(proc)
+                stop_deadline = float("inf")
+    os.close(read_fd)
+    return outcome
+
+
+def _parse_event(line: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None  # a line cut short by a dying worker
+    return event if isinstance(event, dict) else None
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def probe_job(job: Job) -> Job:
+    """A job that only reports the worker's runtime (versions, devices), then exits."""
+    return replace(job, probe=True)

@@ -1,0 +1,132 @@
+"""The worker: runs one cell in a fresh process and streams what it measures to the parent.
+
+Started by :mod:`bench.runner` as ``python -m bench.worker JOB_JSON``.
+Events are JSON lines on a pipe (``job["events_fd"]``), so stdout and stderr, where
+TensorFlow writes its logs, can go to the run's log file untouched. Every run ends with
+exactly one ``end`` event carrying its status, unless the process itself dies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import traceback
+from types import FrameType
+from typing import IO, Any
+
+from trainloop.config import Variant, Workload
+from trainloop.datasets import DataSource, load_arrays
+from trainloop.idx import DataFileError
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; unwinds like KeyboardInterrupt so partial results are sent."""
+
+
+class EventWriter:
+    """Writes one JSON object per line to the parent's pipe."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def emit(self, event: str, **data: Any) -> None:
+        """Sends ``event`` with ``data``; non-finite floats become null (strict JSON)."""
+        payload = json.dumps(_finite({"event": event, **data}), default=str, allow_nan=False)
+        self._stream.write(payload + "\n")
+        self._stream.flush()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class EventListener:
+    """A trainloop listener that forwards everything to the parent."""
+
+    def __init__(self, events: EventWriter) -> None:
+        self.events = events
+
+    def loop_begin(self, info: Any) -> None:
+        self.events.emit("begin", info=vars(info))
+
+    def progress(self, epoch: int, step: int, steps_in_epoch: int) -> None:
+        self.events.emit("progress", epoch=epoch, step=step, steps=steps_in_epoch)
+
+    def steps_end(self, chunk: Any) -> None:
+        self.events.emit("steps", **vars(chunk))
+
+    def epoch_end(self, result: Any) -> None:
+        self.events.emit("epoch", **vars(result))
+
+
+def _configure_threads(job: dict[str, Any]) -> None:
+    """Thread pools must be sized before TensorFlow executes its first op."""
+    import tensorflow as tf
+
+    if job.get("intra_op_threads"):
+        tf.config.threading.set_intra_op_parallelism_threads(job["intra_op_threads"])
+    if job.get("inter_op_threads"):
+        tf.config.threading.set_inter_op_parallelism_threads(job["inter_op_threads"])
+
+
+def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
+    """Runs the job; returns (status, reason)."""
+    import tensorflow as tf
+
+    from trainloop.devices import DeviceUnavailableError, describe_runtime
+    from trainloop.loop import DivergedError, TrainingLoop
+
+    _configure_threads(job)
+    events.emit("hello", runtime=describe_runtime(), pid=os.getpid())
+    if job.get("probe"):
+        return "ok", None
+    variant, workload = Variant(**job["variant"]), Workload(**job["workload"])
+    try:
+        data = load_arrays(DataSource.from_dict(job["data_source"]), seed=workload.seed)
+        TrainingLoop(variant, workload, data).run(EventListener(events))
+    except DeviceUnavailableError as exc:
+        return "skipped", str(exc)
+    except DivergedError as exc:
+        return "diverged", str(exc)
+    except tf.errors.ResourceExhaustedError as exc:
+        traceback.print_exc()
+        return "oom", (exc.message or str(exc)).strip().splitlines()[0]
+    except DataFileError as exc:
+        return "failed", str(exc)
+    return "ok", None
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def main() -> int:
+    """Entry point of ``python -m bench.worker``."""
+    job = json.loads(sys.argv[1])
+    events = EventWriter(os.fdopen(job["events_fd"], "w", encoding="utf-8"))
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        status, reason = _run(job, events)
+    except (KeyboardInterrupt, Terminated):
+        status, reason = "interrupted", "interrupted by a signal"
+    except Exception as exc:  # any failure becomes a record, with the traceback in the log
+        traceback.print_exc()
+        last = (str(exc).strip().splitlines() or [""])[-1]
+        status, reason = "failed", f"{type(exc).__name__}: {last}".rstrip(": ")
+    events.emit("end", status=status, reason=reason)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

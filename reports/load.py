@@ -1,0 +1,40 @@
+"""Reading stored runs from results directories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from reports.frames import Results
+from reports.schema import ResultFileError, RunRecord, read_run
+
+
+def _run_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ResultFileError(f"{path}: no such file or directory")
+    runs = path / "runs" if (path / "runs").is_dir() else path
+    files = sorted(p for p in runs.glob("*.json") if not p.name.startswith("."))
+    if not files:
+        raise ResultFileError(f"{path}: no run files (expected {runs}/*.json)")
+    return files
+
+
+def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[RunRecord]:
+    """Reads every run in the given results directories, run directories or run files.
+
+    Raises:
+      ResultFileError: naming the first file that is corrupt, truncated or of an unknown
+        schema version, or a path holding no runs.
+    """
+    records: list[RunRecord] = []
+    for path in paths:
+        records.extend(read_run(f) for f in _run_files(Path(path)))
+    return records
+
+
+def load_results(paths: Iterable[str | os.PathLike[str]]) -> Results:
+    """:func:`load_records`, as tidy DataFrames."""
+    return Results.from_records(load_records(paths))

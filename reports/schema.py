@@ -1,0 +1,187 @@
+"""The record schema: one immutable record per run, stored as one versioned JSON file.
+
+This module is the single definition of the on-disk format. ``bench`` writes records with
+it and ``reports`` reads them with it (imports only go ``bench -> reports``), so writer and
+reader cannot drift apart. Standard library only.
+
+A run file holds ``{"schema_version", "kind", "run": {...}, "steps": {...}, "epochs": [...]}``;
+steps are stored column-wise (raw per-step samples; every statistic is derived from them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+KIND = "tapebench.run"
+STATUSES = ("ok", "skipped", "failed", "diverged", "oom", "timeout", "interrupted")
+PHASES = ("first", "warmup", "timed", "partial")
+VARIANT_FIELDS = ("mode", "precision", "device", "steps_per_call")
+WORKLOAD_FIELDS = (
+    "model",
+    "dataset",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "warmup_steps",
+    "eval_examples",
+    "seed",
+    "learning_rate",
+    "drop_remainder",
+)
+CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
+
+
+class ResultFileError(ValueError):
+    """A results file is unreadable, corrupt, truncated or of an unknown schema version."""
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Raw per-step samples, column-wise. ``step`` counts from 0 over the whole run."""
+
+    epoch: tuple[int, ...] = ()
+    step: tuple[int, ...] = ()
+    phase: tuple[str, ...] = ()
+    seconds: tuple[float, ...] = ()
+    loss: tuple[float | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        lengths = {len(getattr(self, f.name)) for f in fields(self)}
+        if len(lengths) > 1:
+            raise ValueError(f"step columns have different lengths: {sorted(lengths)}")
+        bad = set(self.phase) - set(PHASES)
+        if bad:
+            raise ValueError(f"unknown step phase(s) {sorted(bad)}; expected {PHASES}")
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def extend(
+        self,
+        epoch: int,
+        first_step: int,
+        phases: tuple[str, ...],
+        seconds: tuple[float, ...],
+        losses: tuple[float, ...],
+    ) -> Steps:
+        """A copy with one chunk of consecutive steps appended."""
+        n = len(seconds)
+        return Steps(
+            epoch=self.epoch + (epoch,) * n,
+            step=self.step + tuple(range(first_step, first_step + n)),
+            phase=self.phase + phases,
+            seconds=self.seconds + seconds,
+            loss=self.loss + tuple(x if math.isfinite(x) else None for x in losses),
+        )
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Totals for one epoch; evaluation fields are None when evaluation is off."""
+
+    epoch: int
+    train_seconds: float
+    train_examples: int
+    train_loss: float | None
+    samples_per_second: float
+    eval_seconds: float | None = None
+    eval_examples: int = 0
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    tracing_count: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one run (one cell, one repeat, one process) produced.
+
+    ``cell`` holds the variant and workload fields (:data:`CELL_FIELDS`); ``fingerprint``
+    the environment; ``info`` what the loop reported about itself (parameter count, dtype
+    policy, sync method, first-step and tracing facts).
+    """
+
+    run_id: str
+    invocation_id: str
+    cell: dict[str, Any]
+    repeat: int
+    status: str
+    reason: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    exit_code: int | None = None
+    log_file: str | None = None
+    data_source: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    steps: Steps = field(default_factory=Steps)
+    epochs: tuple[EpochRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status={self.status!r} is not one of {', '.join(STATUSES)}")
+        missing = [f for f in CELL_FIELDS if f not in self.cell]
+        if missing:
+            raise ValueError(f"cell is missing {', '.join(missing)}")
+
+    @property
+    def variant_name(self) -> str:
+        """``mode/precision@device``, the label used in tables."""
+        c = self.cell
+        return f"{c['mode']}/{c['precision']}@{c['device']}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document stored for this run."""
+        run = asdict(self)
+        steps, epochs = run.pop("steps"), run.pop("epochs")
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": KIND,
+            "run": run,
+            "steps": {k: list(v) for k, v in steps.items()},
+            "epochs": epochs,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RunRecord:
+        """Parses a stored document; raises ValueError/KeyError/TypeError when malformed."""
+        if doc.get("kind") != KIND:
+            raise ValueError(f"not a tapebench run file (kind={doc.get('kind')!r})")
+        version = doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version!r} is not supported (this tapebench "
+                f"reads version {SCHEMA_VERSION})"
+            )
+        steps = Steps(**{k: tuple(v) for k, v in doc["steps"].items()})
+        epochs = tuple(EpochRecord(**e) for e in doc["epochs"])
+        return cls(**doc["run"], steps=steps, epochs=epochs)
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """Reads one run file.
+
+    Raises:
+      ResultFileError: naming the file, when it is unreadable, not JSON (e.g. truncated),
+        of another schema version, or missing fields.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{path}: corrupt or truncated JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ResultFileError(f"{path}: expected a JSON object, found {type(doc).__name__}")
+    try:
+        return RunRecord.from_dict(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ResultFileError(f"{path}: {detail}") from None

@@ -1,0 +1,122 @@
+"""What runs: the execution variant and the training workload.
+
+Pure Python (no TensorFlow import), so the orchestrating parent process can validate and
+describe cells without starting a TensorFlow runtime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("eager", "function", "xla")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DEVICES = ("cpu", "gpu")
+MODELS = ("reference", "tiny")
+DATASETS = ("mnist", "fashion_mnist", "synthetic")
+
+
+def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{field}={value!r} is not one of {', '.join(choices)}")
+
+
+def _check_int(field: str, value: object, minimum: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        hint = " or None" if optional else ""
+        raise ValueError(f"{field}={value!r} must be an integer >= {minimum}{hint}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the training step executes.
+
+    Attributes:
+      mode: ``eager`` (plain Python), ``function`` (``tf.function``) or ``xla``
+        (``tf.function(jit_compile=True)``).
+      precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (the latter with
+        dynamic loss scaling).
+      device: ``cpu`` or ``gpu``.
+      steps_per_call: training steps executed per call of the step function.
+    """
+
+    mode: str = "function"
+    precision: str = "float32"
+    device: str = "cpu"
+    steps_per_call: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("device", self.device, DEVICES)
+        _check_int("steps_per_call", self.steps_per_call, 1)
+        if self.steps_per_call != 1:
+            raise ValueError(f"steps_per_call={self.steps_per_call} is not supported yet; use 1")
+
+    @property
+    def name(self) -> str:
+        """A short label such as ``function/mixed_bfloat16@cpu``."""
+        return f"{self.mode}/{self.precision}@{self.device}"
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """Parses ``MODE[/PRECISION][@DEVICE]``, e.g. ``xla``, ``function/mixed_bfloat16@gpu``."""
+        rest, _, device = text.strip().partition("@")
+        mode, _, precision = rest.partition("/")
+        return cls(mode=mode, precision=precision or "float32", device=device or "cpu")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is trained and how much of it.
+
+    The defaults are the reference workload: the VGG-style CNN on MNIST, batch 64, Adam at
+    1e-3 with per-step inverse-time decay over 25 epochs, full epochs and a full test set.
+
+    Attributes:
+      model: ``reference`` (the VGG-style CNN) or ``tiny`` (for fast tests).
+      dataset: ``mnist``, ``fashion_mnist`` or ``synthetic``.
+      batch_size: examples per training step.
+      epochs: training epochs; also the ``epochs`` of the learning-rate decay.
+      steps_per_epoch: cap on steps per epoch; None trains on the whole training set.
+      warmup_steps: steps after the first call that are recorded but excluded from statistics.
+      eval_examples: test examples evaluated after each epoch; None means the whole test set,
+        0 disables evaluation.
+      seed: seeds weights, dropout, shuffling and synthetic data.
+      learning_rate: Adam's initial learning rate.
+      drop_remainder: drop the partial last batch of each epoch (the same batches for every
+        mode; XLA would otherwise recompile for the odd shape).
+    """
+
+    model: str = "reference"
+    dataset: str = "mnist"
+    batch_size: int = 64
+    epochs: int = 25
+    steps_per_epoch: int | None = None
+    warmup_steps: int = 10
+    eval_examples: int | None = None
+    seed: int = 0
+    learning_rate: float = 1e-3
+    drop_remainder: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("model", self.model, MODELS)
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("steps_per_epoch", self.steps_per_epoch, 1, optional=True)
+        _check_int("warmup_steps", self.warmup_steps, 0)
+        _check_int("eval_examples", self.eval_examples, 0, optional=True)
+        _check_int("seed", self.seed, 0)
+        lr = self.learning_rate
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+            raise ValueError(f"learning_rate={lr!r} must be a positive number")
+        if not isinstance(self.drop_remainder, bool):
+            raise ValueError(f"drop_remainder={self.drop_remainder!r} must be true or false")
+
+    def replace(self, **changes: Any) -> Workload:
+        """Returns a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,65 @@
+"""Input pipelines: arrays in memory to batched ``tf.data`` pipelines.
+
+Images are scaled to [0, 1] with a channel axis and labels one-hot encoded once, up front;
+per step the pipeline only shuffles indices and gathers a batch, so input work stays small
+and identical across execution modes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from trainloop.datasets import ArrayData
+
+
+def to_model_arrays(
+    images: np.ndarray, labels: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[N, 28, 28]`` and int labels -> float32 ``[N, 28, 28, 1]`` in [0, 1], one-hot."""
+    x = (images.astype(np.float32) / 255.0)[..., np.newaxis]
+    y = np.eye(num_classes, dtype=np.float32)[labels]
+    return x, y
+
+
+def input_signature(num_classes: int) -> tuple[tf.TensorSpec, tf.TensorSpec]:
+    """The step's input specs, with an unknown batch dimension."""
+    return (
+        tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images"),
+        tf.TensorSpec([None, num_classes], tf.float32, name="labels"),
+    )
+
+
+def steps_per_epoch(examples: int, batch_size: int, drop_remainder: bool) -> int:
+    """Batches in one pass over ``examples``."""
+    return examples // batch_size if drop_remainder else math.ceil(examples / batch_size)
+
+
+def create_train_dataset(
+    data: ArrayData, batch_size: int, seed: int, drop_remainder: bool
+) -> tf.data.Dataset:
+    """Reshuffled every epoch (deterministically, from ``seed``), batched, prefetched."""
+    x, y = to_model_arrays(data.x_train, data.y_train, data.num_classes)
+    with tf.device("/CPU:0"):
+        x_t, y_t = tf.constant(x), tf.constant(y)
+    n = len(x)
+    return (
+        tf.data.Dataset.range(n)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=drop_remainder)
+        .map(
+            lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def create_eval_dataset(data: ArrayData, batch_size: int, examples: int | None) -> tf.data.Dataset:
+    """The first ``examples`` test examples (all if None), in order, batched."""
+    end = len(data.x_test) if examples is None else min(examples, len(data.x_test))
+    x, y = to_model_arrays(data.x_test[:end], data.y_test[:end], data.num_classes)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()

@@ -1,0 +1,284 @@
+"""The timed training loop: begin / epochs of timed steps and a timed evaluation / end.
+
+Timing rules (see README, "How tapebench measures"):
+
+* every step interval runs from the end of the previous step to the fetch of this step's
+  loss followed by a device sync, so it includes taking the next batch from the pipeline;
+* the first call (tracing, XLA compilation) is phase ``first``; the next ``warmup_steps``
+  are ``warmup``; a smaller last batch is ``partial``; all other steps are ``timed``;
+* evaluation is timed separately, and its tracing is done (and timed) before training;
+* the step function's tracing count is read after the first step and after every epoch.
+
+The loop knows nothing about files or benchmarks: it reports to a :class:`LoopListener`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import keras
+import tensorflow as tf
+
+from trainloop import inputs
+from trainloop.config import Variant, Workload
+from trainloop.datasets import ArrayData
+from trainloop.devices import device_scope
+from trainloop.models import create_model
+from trainloop.step import (
+    create_device_sync,
+    create_eval_step,
+    create_optimizer,
+    create_train_step,
+    precision_policy,
+    tracing_count,
+    wrap_step,
+)
+
+PROGRESS_INTERVAL_S = 0.5
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    """Facts about the run, known once the first step has executed."""
+
+    parameters: int
+    policy: str
+    compute_dtype: str
+    variable_dtype: str
+    sync_method: str
+    first_step_s: float
+    eval_first_call_s: float | None
+    tracing_count_after_first: int | None
+    steps_per_epoch: int
+    device: str
+
+
+@dataclass(frozen=True)
+class StepChunk:
+    """Raw per-step samples of (part of) one epoch."""
+
+    epoch: int
+    first_step: int
+    seconds: tuple[float, ...]
+    losses: tuple[float, ...]
+    phases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Per-epoch totals; accuracy is None where labels are meaningless (synthetic)."""
+
+    epoch: int
+    train_seconds: float
+    train_examples: int
+    train_loss: float
+    eval_seconds: float | None
+    eval_examples: int
+    test_loss: float | None
+    test_accuracy: float | None
+    tracing_count: int | None
+
+
+class LoopListener(Protocol):
+    """Receives what the loop measures; called outside the timed intervals."""
+
+    def loop_begin(self, info: LoopInfo) -> None: ...
+
+    def progress(self, epoch: int, step: int, steps_in_epoch: int) -> None: ...
+
+    def steps_end(self, chunk: StepChunk) -> None: ...
+
+    def epoch_end(self, result: EpochResult) -> None: ...
+
+
+def _phase(global_step: int, warmup: int, partial: bool) -> str:
+    if global_step == 0:
+        return "first"
+    if partial:
+        return "partial"
+    return "warmup" if global_step <= warmup else "timed"
+
+
+def _evaluate(
+    eval_step: Callable[..., Any], dataset: tf.data.Dataset, sync: Callable[[], None]
+) -> tuple[float, int, int, float]:
+    """Returns (mean loss, correct, examples, seconds) over ``dataset``."""
+    start = time.perf_counter()
+    loss_sum, correct, count = tf.constant(0.0), tf.constant(0), 0
+    for images, labels in dataset:
+        batch_loss, batch_correct = eval_step(images, labels)
+        loss_sum += batch_loss
+        correct += batch_correct
+        count += int(images.shape[0])
+    loss_value, correct_value = float(loss_sum), int(correct)
+    sync()
+    seconds = time.perf_counter() - start
+    return loss_value / max(count, 1), correct_value, count, seconds
+
+
+class TrainingLoop:
+    """One cell's training: builds model, optimizer and steps, then runs the epochs."""
+
+    def __init__(self, variant: Variant, workload: Workload, data: ArrayData) -> None:
+        self.variant, self.workload, self.data = variant, workload, data
+        w = workload
+        full = inputs.steps_per_epoch(len(data.x_train), w.batch_size, w.drop_remainder)
+        self.steps_per_epoch = min(full, w.steps_per_epoch or full)
+        # The last batch of a full pass is smaller when the remainder is kept.
+        self._partial_last = (
+            not w.drop_remainder
+            and self.steps_per_epoch == full
+            and len(data.x_train) % w.batch_size != 0
+        )
+
+    def run(self, listener: LoopListener) -> None:
+        """Trains for ``workload.epochs`` epochs, reporting to ``listener``.
+
+        Raises:
+          DivergedError: the loss became non-finite (the steps so far are reported first).
+          trainloop.devices.DeviceUnavailableError: the variant's device is not visible.
+        """
+        v, w = self.variant, self.workload
+        keras.utils.set_random_seed(w.seed)
+        with device_scope(v.device) as device, precision_policy(v.precision) as policy:
+            model = create_model(w.model, self.data.num_classes)
+            optimizer = create_optimizer(w.learning_rate, w.epochs, v.precision)
+            optimizer.build(model.trainable_variables)  # else the first call traces twice
+            loss_fn = keras.losses.CategoricalCrossentropy()
+            signature = inputs.input_signature(self.data.num_classes)
+            train_step = wrap_step(create_train_step(model, loss_fn, optimizer), v.mode, signature)
+            eval_step = wrap_step(create_eval_step(model), v.mode, signature)
+            train_ds = inputs.create_train_dataset(
+                self.data, w.batch_size, w.seed, w.drop_remainder
+            )
+            eval_ds = (
+                inputs.create_eval_dataset(self.data, w.batch_size, w.eval_examples)
+                if w.eval_examples != 0
+                else None
+            )
+            sync, sync_method = create_device_sync()
+            eval_first = self._trace_eval(eval_step, eval_ds, sync)
+            describe = dict(
+                parameters=int(model.count_params()),
+                policy=policy.name,
+                compute_dtype=str(model.layers[0].compute_dtype),
+                variable_dtype=str(model.layers[0].variable_dtype),
+                sync_method=sync_method,
+                eval_first_call_s=eval_first,
+                steps_per_epoch=self.steps_per_epoch,
+                device=device,
+            )
+            for epoch in range(w.epochs):
+                train_s, examples, train_loss = self._train_epoch(
+                    epoch, train_ds, train_step, sync, listener, describe
+                )
+                evaluated = _evaluate(eval_step, eval_ds, sync) if eval_ds else None
+                listener.epoch_end(
+                    self._epoch_result(
+                        epoch, train_s, examples, train_loss, evaluated, tracing_count(train_step)
+                    )
+                )
+
+    def _epoch_result(
+        self,
+        epoch: int,
+        train_s: float,
+        examples: int,
+        train_loss: float,
+        evaluated: tuple[float, int, int, float] | None,
+        traces: int | None,
+    ) -> EpochResult:
+        test_loss = accuracy = eval_s = None
+        count = 0
+        if evaluated is not None:
+            test_loss, correct, count, eval_s = evaluated
+            accuracy = correct / count if self.data.labels_meaningful and count else None
+        return EpochResult(
+            epoch=epoch,
+            train_seconds=train_s,
+            train_examples=examples,
+            train_loss=train_loss,
+            eval_seconds=eval_s,
+            eval_examples=count,
+            test_loss=test_loss,
+            test_accuracy=accuracy,
+            tracing_count=traces,
+        )
+
+    def _trace_eval(
+        self,
+        eval_step: Callable[..., Any],
+        eval_ds: tf.data.Dataset | None,
+        sync: Callable[[], None],
+    ) -> float | None:
+        """Calls the eval step once per distinct batch shape, so that tracing (and XLA
+        compilation) is timed here rather than inside the first epoch's evaluation."""
+        if eval_ds is None or self.variant.mode == "eager":
+            return None
+        start, seen = time.perf_counter(), set()
+        for images, labels in eval_ds:
+            if images.shape[0] not in seen:
+                seen.add(images.shape[0])
+                float(eval_step(images, labels)[0])
+        sync()
+        return time.perf_counter() - start
+
+    def _train_epoch(
+        self,
+        epoch: int,
+        dataset: tf.data.Dataset,
+        step: Callable[..., Any],
+        sync: Callable[[], None],
+        listener: LoopListener,
+        describe: dict[str, Any],
+    ) -> tuple[float, int, float]:
+        """Runs one epoch's steps; returns (seconds, examples, mean loss)."""
+        n, w = self.steps_per_epoch, self.workload
+        first_global = epoch * n
+        seconds: list[float] = []
+        losses: list[float] = []
+        next_progress = 0.0
+        start = t_prev = time.perf_counter()
+        iterator = iter(dataset)  # creating it is part of the epoch (and of step 0)
+        try:
+            for i in range(n):
+                images, labels = next(iterator)
+                loss = float(step(images, labels))
+                sync()
+                t = time.perf_counter()
+                seconds.append(t - t_prev)
+                losses.append(loss)
+                t_prev = t
+                if first_global + i == 0:
+                    listener.loop_begin(
+                        LoopInfo(
+                            first_step_s=seconds[0],
+                            tracing_count_after_first=tracing_count(step),
+                            **describe,
+                        )
+                    )
+                if not math.isfinite(loss):
+                    raise DivergedError(f"loss became {loss} at epoch {epoch} step {i}")
+                if t >= next_progress:
+                    listener.progress(epoch, i + 1, n)
+                    next_progress = t + PROGRESS_INTERVAL_S
+        finally:
+            phases = tuple(
+                _phase(first_global + i, w.warmup_steps, self._partial_last and i == n - 1)
+                for i in range(len(seconds))
+            )
+            listener.steps_end(
+                StepChunk(epoch, first_global, tuple(seconds), tuple(losses), phases)
+            )
+        examples = (n - 1) * w.batch_size + (
+            len(self.data.x_train) % w.batch_size if self._partial_last else w.batch_size
+        )
+        return t_prev - start, examples, sum(losses) / len(losses)

@@ -1,0 +1,114 @@
+"""The one GradientTape training step, and the one place that decides how it executes.
+
+Every variant runs the same Python step function; :func:`wrap_step` is the only code that
+differs between eager, ``tf.function`` and XLA (orbit's "options decide the wrapping in one
+factory" rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+StepFn = Callable[..., Any]
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[keras.DTypePolicy]:
+    """Makes ``precision`` the global Keras dtype policy, restoring the previous one after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield keras.mixed_precision.global_policy()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def create_optimizer(
+    learning_rate: float, epochs: int, precision: str
+) -> keras.optimizers.Optimizer:
+    """Adam with Keras 2's ``decay=lr/epochs``: lr / (1 + (lr/epochs) * step), per step.
+
+    Keras 3 silently ignores ``decay``; InverseTimeDecay with ``decay_steps=1`` is the same
+    schedule. ``mixed_float16`` gets dynamic loss scaling (LossScaleOptimizer).
+    """
+    schedule = keras.optimizers.schedules.InverseTimeDecay(
+        learning_rate, decay_steps=1, decay_rate=learning_rate / epochs
+    )
+    optimizer: keras.optimizers.Optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    if precision == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def create_train_step(
+    model: keras.Model, loss_fn: keras.losses.Loss, optimizer: keras.optimizers.Optimizer
+) -> StepFn:
+    """The training step shared by every variant: forward under a tape, loss, gradients,
+    apply. Returns the (unscaled) batch loss.
+
+    ``optimizer.scale_loss`` is the identity for plain optimizers and applies the dynamic
+    loss scale for LossScaleOptimizer, whose ``apply_gradients`` unscales and skips
+    non-finite steps; so one code path serves every precision.
+    """
+    variables = model.trainable_variables
+
+    def train_step(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            probs = model(images, training=True)
+            loss = loss_fn(labels, probs)
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return loss
+
+    return train_step
+
+
+def create_eval_step(model: keras.Model) -> StepFn:
+    """Forward pass in inference mode; returns (sum of example losses, correct count)."""
+
+    def eval_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        probs = model(images, training=False)
+        losses = keras.losses.categorical_crossentropy(labels, probs)
+        hits = tf.equal(tf.argmax(probs, axis=-1), tf.argmax(labels, axis=-1))
+        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(hits, tf.int32))
+
+    return eval_step
+
+
+def wrap_step(fn: StepFn, mode: str, input_signature: Sequence[tf.TensorSpec]) -> StepFn:
+    """Wraps ``fn`` for execution ``mode`` (``eager``, ``function`` or ``xla``).
+
+    Compiled modes get an input signature with an unknown batch dimension, so a partial
+    batch does not retrace (XLA still compiles a new executable for each new shape).
+    """
+    if mode == "eager":
+        return fn
+    if mode in ("function", "xla"):
+        return tf.function(fn, input_signature=list(input_signature), jit_compile=(mode == "xla"))
+    raise ValueError(f"mode={mode!r} is not one of eager, function, xla")
+
+
+def tracing_count(step: StepFn) -> int | None:
+    """How often a wrapped step has been traced; None for an eager step."""
+    counter = getattr(step, "experimental_get_tracing_count", None)
+    return int(counter()) if counter else None
+
+
+def create_device_sync() -> tuple[Callable[[], None], str]:
+    """Returns (sync, method): ``sync()`` waits for all queued device work to finish.
+
+    Called right after a value has been fetched to the host, at the end of every timed
+    interval, so asynchronous dispatch (eager, GPU) cannot make a step look faster than
+    it was. ``tf.test.experimental.sync_devices`` exists from TF 2.12; before that, the
+    fetch alone is the sync.
+    """
+    sync = getattr(tf.test.experimental, "sync_devices", None)
+    if sync is None:
+        return (lambda: None), "fetch"
+    return sync, "fetch+sync_devices"

@@ -190,12 +190,13 @@ def execute_run(
         log_file=str(log_file),
     )
     end = assembler.end or {}
+    reason: str | None
     if outcome == "timeout":
         status, reason = "timeout", f"exceeded the {timeout_s:g} s run timeout"
     elif outcome == "interrupted":
         status, reason = "interrupted", "tapebench was interrupted during this run"
     elif end:
-        status, reason = end["status"], end.get("reason")
+        status, reason = str(end["status"]), end.get("reason")
     else:
         status, reason = "failed", _describe_exit(proc.returncode, log_file)
     record = assembler.record(status, reason, **run)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from numpy.typing import ArrayLike
 
-Samples = Sequence[float] | np.ndarray
+Samples = ArrayLike
 
 
 def _array(samples: Samples) -> np.ndarray:

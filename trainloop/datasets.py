@@ -11,6 +11,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,6 +117,7 @@ def _find_in_dir(name: str, directory: Path, origin: str) -> DataSource | None:
 
 def _download(name: str, cache: Path) -> DataSource:
     """Fetches ``name`` into the Keras cache, the way ``keras.datasets`` would."""
+    files: dict[str, str | None]
     if name == "mnist":
         files, target_dir = {"mnist.npz": MNIST_SHA256}, cache.parent
     else:
@@ -238,7 +240,7 @@ def _load_npz(path: str) -> list[np.ndarray]:
             if missing:
                 raise DataFileError(f"{path}: missing arrays {', '.join(missing)}")
             return [npz[k] for k in keys]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, DataFileError):
             raise
         raise DataFileError(f"{path}: not a readable .npz file ({exc})") from None
@@ -269,7 +271,7 @@ def load_arrays(source: DataSource, seed: int = 0) -> ArrayData:
     if source.kind == "npz":
         path = source.paths[0]
         x_train, y_train, x_test, y_test = _load_npz(path)
-        pairs = [(path, path), (path, path)]
+        pairs: list[tuple[str, ...]] = [(path, path), (path, path)]
     elif source.kind == "idx":
         x_train, y_train, x_test, y_test = (read_idx(p) for p in source.paths)
         pairs = [source.paths[0:2], source.paths[2:4]]

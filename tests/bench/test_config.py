@@ -1,0 +1,77 @@
+import pytest
+
+from bench.config import STANDARD_VARIANTS, RunOptions, create_cells, create_variants
+from trainloop.config import Variant, Workload
+
+
+def test_standard_variants_on_each_device():
+    variants = create_variants(devices=["cpu", "gpu"])
+    assert [v.name for v in variants[:5]] == [
+        "eager/float32@cpu",
+        "function/float32@cpu",
+        "xla/float32@cpu",
+        "function/mixed_bfloat16@cpu",
+        "function/mixed_float16@cpu",
+    ]
+    assert len(variants) == 2 * len(STANDARD_VARIANTS)
+    assert {v.device for v in variants[5:]} == {"gpu"}
+
+
+def test_cross_product_with_defaults_for_the_missing_axis():
+    assert [v.name for v in create_variants(["eager", "xla"], devices=["cpu"])] == [
+        "eager/float32@cpu",
+        "xla/float32@cpu",
+    ]
+    names = [v.name for v in create_variants(None, ["float32", "mixed_bfloat16"], ["cpu"])]
+    assert names == ["function/float32@cpu", "function/mixed_bfloat16@cpu"]
+    assert len(create_variants(["eager", "eager"], ["float32"], ["cpu", "cpu"])) == 1
+
+
+def test_variant_parse_and_name():
+    assert Variant.parse("xla") == Variant("xla", "float32", "cpu")
+    assert Variant.parse("function/mixed_float16@gpu").name == "function/mixed_float16@gpu"
+    with pytest.raises(ValueError, match="mode='jit' is not one of eager, function, xla"):
+        Variant.parse("jit")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("batch_size", 0, "batch_size=0 must be an integer >= 1"),
+        ("epochs", 1.5, "epochs=1.5 must be an integer >= 1"),
+        ("steps_per_epoch", 0, "steps_per_epoch=0 must be an integer >= 1 or None"),
+        ("dataset", "cifar10", "dataset='cifar10' is not one of mnist, fashion_mnist, synthetic"),
+        ("learning_rate", -1.0, "learning_rate=-1.0 must be a positive number"),
+        ("warmup_steps", True, "warmup_steps=True must be an integer"),
+    ],
+)
+def test_workload_errors_name_the_field_and_value(field, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Workload(**{field: value})
+
+
+def test_reference_workload_defaults():
+    w = Workload()
+    assert (w.model, w.dataset, w.batch_size, w.epochs, w.learning_rate) == (
+        "reference",
+        "mnist",
+        64,
+        25,
+        1e-3,
+    )
+    assert w.steps_per_epoch is None and w.eval_examples is None
+
+
+def test_steps_per_call_other_than_one_is_refused_clearly():
+    with pytest.raises(ValueError, match="steps_per_call=10 is not supported yet"):
+        Variant(steps_per_call=10)
+
+
+def test_run_options_validation(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        RunOptions(output_dir=tmp_path / "file")
+    with pytest.raises(ValueError, match="intra_op_threads=-1"):
+        RunOptions(intra_op_threads=-1)
+    with pytest.raises(ValueError, match="nothing to run"):
+        create_cells([], Workload())

@@ -1,0 +1,116 @@
+"""The timed loop: phases, partial batches, retracing, evaluation, divergence."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import learnable_arrays
+from tests.trainloop.test_step import Recorder, train
+from trainloop.config import Variant, Workload
+from trainloop.datasets import synthetic_arrays
+from trainloop.devices import DeviceUnavailableError, visible_devices
+from trainloop.loop import DivergedError, TrainingLoop
+
+
+def test_phases_first_warmup_timed_and_steps_numbered_across_epochs(learnable):
+    rec = train(learnable, epochs=2, steps_per_epoch=6, warmup_steps=3)
+    assert rec.phases == ["first"] + ["warmup"] * 3 + ["timed"] * 8
+    assert [(c.epoch, c.first_step, len(c.seconds)) for c in rec.chunks] == [(0, 0, 6), (1, 6, 6)]
+    assert rec.info.first_step_s == rec.chunks[0].seconds[0]
+    assert all(s > 0 for c in rec.chunks for s in c.seconds)
+    assert rec.info.sync_method in ("fetch+sync_devices", "fetch")
+
+
+def test_epoch_time_covers_its_steps(learnable):
+    rec = train(learnable, epochs=1, steps_per_epoch=8)
+    total = sum(rec.chunks[0].seconds)
+    assert rec.epochs[0].train_seconds == pytest.approx(total, rel=1e-9, abs=1e-9)
+    assert rec.epochs[0].train_examples == 8 * 32
+
+
+@pytest.mark.parametrize("mode", ["function", "xla"])
+def test_partial_last_batch_is_flagged_and_does_not_retrace(mode):
+    data = learnable_arrays(n_train=100, n_test=40)  # 100 = 3 * 32 + 4
+    rec = train(
+        data,
+        mode,
+        epochs=2,
+        steps_per_epoch=None,
+        warmup_steps=1,
+        drop_remainder=False,
+        eval_examples=40,
+    )
+    assert rec.phases == [
+        "first",
+        "warmup",
+        "timed",
+        "partial",
+        "timed",
+        "timed",
+        "timed",
+        "partial",
+    ]
+    assert rec.info.tracing_count_after_first == 1
+    assert [e.tracing_count for e in rec.epochs] == [1, 1]
+    assert rec.epochs[0].train_examples == 100
+
+
+def test_dropping_the_remainder_keeps_every_batch_full():
+    data = learnable_arrays(n_train=100, n_test=40)
+    rec = train(data, epochs=1, steps_per_epoch=None, warmup_steps=0)
+    assert rec.phases == ["first", "timed", "timed"]
+    assert rec.epochs[0].train_examples == 96
+
+
+def test_evaluation_is_timed_and_scored(learnable):
+    # BatchNorm's moving statistics need ~100 steps before inference accuracy means much.
+    rec = train(learnable, epochs=6, steps_per_epoch=16, eval_examples=100, learning_rate=3e-3)
+    last = rec.epochs[-1]
+    assert last.eval_examples == 100 and last.eval_seconds > 0
+    assert 0.0 <= last.test_accuracy <= 1.0 and np.isfinite(last.test_loss)
+    assert last.test_accuracy > 0.3  # well above chance (0.1) after 96 steps (seen: 0.53)
+    assert rec.info.eval_first_call_s > 0
+
+
+def test_synthetic_data_has_no_accuracy():
+    rec = train(synthetic_arrays(0, (256, 64)), eval_examples=64, steps_per_epoch=2)
+    assert rec.epochs[0].test_accuracy is None
+    assert rec.epochs[0].test_loss is not None
+
+
+def test_no_evaluation(learnable):
+    rec = train(learnable, eval_examples=0, steps_per_epoch=2)
+    assert rec.epochs[0].eval_seconds is None and rec.epochs[0].eval_examples == 0
+
+
+def test_an_absurd_learning_rate_diverges_and_keeps_the_steps(learnable):
+    rec = Recorder()
+    loop = TrainingLoop(
+        Variant("function"),
+        Workload(model="tiny", batch_size=32, epochs=3, learning_rate=1e30, eval_examples=0),
+        learnable,
+    )
+    with pytest.raises(DivergedError, match="loss became nan"):
+        loop.run(rec)
+    assert rec.chunks, "the steps before the divergence must be reported"
+    assert not np.isfinite(rec.chunks[-1].losses[-1])
+
+
+@pytest.mark.skipif(bool(visible_devices("gpu")), reason="a GPU is visible")
+def test_gpu_variant_without_gpu_is_refused(learnable):
+    loop = TrainingLoop(Variant("function", device="gpu"), Workload(model="tiny"), learnable)
+    with pytest.raises(DeviceUnavailableError, match="no GPU visible"):
+        loop.run(Recorder())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not visible_devices("gpu"), reason="needs a visible GPU")
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_gpu_variant_trains_on_the_gpu(learnable, precision):
+    rec = Recorder()
+    TrainingLoop(
+        Variant("function", precision, device="gpu"),
+        Workload(model="tiny", batch_size=32, epochs=1, steps_per_epoch=4, eval_examples=32),
+        learnable,
+    ).run(rec)
+    assert rec.info.device == "/GPU:0"
+    assert np.isfinite(rec.losses).all()

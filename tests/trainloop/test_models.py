@@ -1,0 +1,90 @@
+import keras
+import numpy as np
+import pytest
+
+from trainloop.models import create_model
+from trainloop.step import precision_policy
+
+REFERENCE_LAYERS = [
+    ("Conv2D", 16),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("MaxPooling2D", None),
+    ("Conv2D", 32),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("Conv2D", 32),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("MaxPooling2D", None),
+    ("Conv2D", 64),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("Conv2D", 64),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("Conv2D", 64),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("MaxPooling2D", None),
+    ("Flatten", None),
+    ("Dense", 256),
+    ("ReLU", None),
+    ("BatchNormalization", None),
+    ("Dropout", None),
+    ("Dense", 10),
+    ("Activation", None),
+]
+
+
+def _units(layer):
+    return getattr(layer, "filters", None) or getattr(layer, "units", None)
+
+
+def test_reference_model_layer_for_layer():
+    model = create_model("reference")
+    assert [(type(x).__name__, _units(x)) for x in model.layers] == REFERENCE_LAYERS
+    convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    assert model.get_layer("dropout").rate == 0.5
+    assert model.get_layer("softmax").activation.__name__ == "softmax"
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+
+
+def test_reference_parameter_count():
+    # Counted by hand per layer: conv 3*3*cin*cout + cout, BN 4*c, dense in*out + out.
+    by_hand = (
+        (160 + 64)
+        + (4640 + 128)
+        + (9248 + 128)
+        + (18496 + 256)
+        + 2 * (36928 + 256)
+        + (147712 + 1024)
+        + 2570
+    )
+    assert by_hand == 258_794
+    assert create_model("reference").count_params() == by_hand
+
+
+@pytest.mark.parametrize(
+    "policy, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")]
+)
+def test_softmax_stays_float32_under_mixed_precision(policy, compute):
+    with precision_policy(policy):
+        model = create_model("reference")
+    assert model.get_layer("b1_1_conv").compute_dtype == compute
+    assert model.get_layer("b1_1_conv").variable_dtype == "float32"
+    assert model.get_layer("softmax").compute_dtype == "float32"
+    assert model(np.zeros((2, 28, 28, 1), np.float32)).dtype == "float32"
+
+
+def test_tiny_model_is_small_and_shaped_alike():
+    model = create_model("tiny", num_classes=7)
+    assert model.count_params() < 10_000
+    assert model.output_shape == (None, 7)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="model='vgg' is not one of reference, tiny"):
+        create_model("vgg")

@@ -1,7 +1,8 @@
 """The ``tapebench`` command line. It builds the same dataclasses the Python API takes.
 
-Exit codes: 0 success; 1 some run did not finish ok (failed, diverged, oom, timeout);
-2 bad input (one line on stderr, nothing written); 130 interrupted (finished runs kept).
+Exit codes: 0 every cell has its result (ok, skipped, diverged, oom or timeout are all
+results); 1 some run failed (the worker crashed or raised); 2 bad input (one line on stderr,
+nothing written); 130 interrupted (finished runs kept).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bench.config import PRESETS, Cell, RunOptions, create_cells, create_variants
+from bench.config import PRESET_TIMEOUTS, PRESETS, Cell, RunOptions, create_cells, create_variants
 from bench.matrix import run_matrix
 from reports.frames import Results
 from reports.markdown import timing_table
@@ -97,6 +98,11 @@ def parse_positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
     return value
+
+
+def parse_seconds_or_none(text: str) -> float | None:
+    """A positive number of seconds, or ``none``."""
+    return None if text == "none" else parse_positive_float(text)
 
 
 def _add_run_parser(sub: Any) -> None:
@@ -186,7 +192,11 @@ def _add_run_parser(sub: Any) -> None:
     )
     g.add_argument("--inter-op-threads", type=parse_count_or_all, default=0, metavar="N")
     g.add_argument(
-        "--timeout", type=parse_positive_float, metavar="SECONDS", help="wall-clock limit per run"
+        "--timeout",
+        type=parse_seconds_or_none,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS|none",
+        help="wall-clock limit per run (default: 150 with --preset quick, none with reference)",
     )
     p.set_defaults(handler=_run_command)
 
@@ -237,7 +247,7 @@ def _run_command(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             intra_op_threads=args.intra_op_threads,
             inter_op_threads=args.inter_op_threads,
-            timeout_s=args.timeout,
+            timeout_s=getattr(args, "timeout", PRESET_TIMEOUTS[args.preset]),
         )
         source: DataSource = locate_dataset(cells[0].workload.dataset, args.data_dir)
     except (ValueError, DatasetNotFoundError) as exc:
@@ -256,8 +266,7 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 130
     print(f"{PROG}: {len(result.records)} run(s) recorded in {where}", file=sys.stderr)
-    bad = [r for r in result.records if r.status not in ("ok", "skipped")]
-    return 1 if bad else 0
+    return 1 if any(r.status == "failed" for r in result.records) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

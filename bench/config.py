@@ -14,12 +14,16 @@ from typing import Any
 
 from trainloop.config import DEVICES, Variant, Workload
 
-# Named workloads. "quick" is the default of `tapebench run`: a few hundred steps per
-# variant, enough for stable medians in minutes. "reference" is the full training.
+# Named workloads. "quick" is the default of `tapebench run`: 200 steps per variant, enough
+# for stable medians in minutes. "reference" is the full training.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(epochs=2, steps_per_epoch=150, warmup_steps=10, eval_examples=2048),
+    "quick": dict(epochs=2, steps_per_epoch=100, warmup_steps=10, eval_examples=2048),
     "reference": dict(epochs=25, steps_per_epoch=None, warmup_steps=10, eval_examples=None),
 }
+# Per-run wall-clock limits of the presets. A pathologically slow variant (for instance
+# float16 kernels without hardware support) then shows up as a timeout with the steps it
+# managed, instead of holding a quick comparison up for many minutes.
+PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 150.0, "reference": None}
 
 # The default comparison: each execution mode in float32, and each mixed policy compiled.
 STANDARD_VARIANTS = (

@@ -57,7 +57,6 @@ def run_matrix(
             "data_source": source.to_dict(),
         },
     )
-    progress = Progress(len(cells), stream or sys.stderr)
     jobs = [
         Job(
             run_id=f"{invocation}-{i:03d}",
@@ -70,25 +69,33 @@ def run_matrix(
         )
         for i, c in enumerate(cells)
     ]
+    records: dict[str, RunRecord] = {}
     gpu_jobs = [j for j in jobs if j.cell["device"] == "gpu"]
     gpus, probe = _probe_gpus(gpu_jobs[0], results) if gpu_jobs else (None, None)
-    records: list[RunRecord] = []
-    interrupted = False
-    for cell, job in zip(cells, jobs, strict=True):
-        progress.run_begin(cell.label, cell.workload.epochs)
-        if job.cell["device"] == "gpu" and gpus == [] and probe is not None:
+    if gpus == [] and probe is not None:  # no worker needed to know these are skipped
+        for job in gpu_jobs:
             assembler = RunAssembler(job, runtime=probe.fingerprint)
-            record = assembler.record("skipped", "no GPU visible", log_file=probe.log_file)
-        else:
-            try:
-                record = execute_run(
-                    job, results.log_path(job.run_id), options.timeout_s, progress.on_event
-                )
-            except RunInterrupted as exc:
-                record, interrupted = exc.record, True
+            records[job.run_id] = assembler.record(
+                "skipped", "no GPU visible", log_file=probe.log_file
+            )
+            results.write_run(records[job.run_id])
+    todo = [(c, j) for c, j in zip(cells, jobs, strict=True) if j.run_id not in records]
+    progress = Progress(len(todo), stream or sys.stderr)
+    if records:
+        progress.note(f"skipping {len(records)} GPU cell(s): no GPU visible")
+    interrupted = False
+    for cell, job in todo:
+        progress.run_begin(cell.label, cell.workload.epochs)
+        try:
+            record = execute_run(
+                job, results.log_path(job.run_id), options.timeout_s, progress.on_event
+            )
+        except RunInterrupted as exc:
+            record, interrupted = exc.record, True
         results.write_run(record)
-        records.append(record)
+        records[job.run_id] = record
         progress.run_end(record)
         if interrupted:
             break
-    return MatrixResult(invocation, results, tuple(records), interrupted)
+    ordered = tuple(records[j.run_id] for j in jobs if j.run_id in records)
+    return MatrixResult(invocation, results, ordered, interrupted)

@@ -37,7 +37,28 @@ def _step_cell(row: pd.Series) -> str:
 def _status_cell(row: pd.Series) -> str:
     if row["status"] == "ok":
         return "ok" + (" ⚠ retraced" if row["retraced"] else "")
-    return f"{row['status']}: {row['reason']}" if row["reason"] else str(row["status"])
+    text = f"{row['status']}: {row['reason']}" if row["reason"] else str(row["status"])
+    return text + (" (figures from the steps it finished)" if row["partial"] else "")
+
+
+# BatchNorm's moving statistics (momentum 0.99) lag the weights for the first ~1000 steps,
+# so inference accuracy before that is far below training accuracy.
+SETTLED_STEPS = 1000
+
+
+def _footnotes(group: pd.DataFrame) -> list[str]:
+    notes = []
+    row = group.iloc[0]
+    trained = group["steps_trained"].max()
+    if pd.notna(trained) and trained < SETTLED_STEPS and group["test_accuracy"].notna().any():
+        notes.append(
+            f"Test accuracy after {int(trained)} training steps: BatchNorm's moving statistics "
+            f"take about {SETTLED_STEPS} steps to settle, so it is low for every variant; train "
+            "an epoch or more (e.g. `--preset reference`) to compare accuracy."
+        )
+    if row["dataset"] == "synthetic":
+        notes.append("Synthetic data: random labels, so accuracy is not reported.")
+    return notes
 
 
 def timing_table(summary: pd.DataFrame) -> str:
@@ -73,8 +94,10 @@ def timing_table(summary: pd.DataFrame) -> str:
             ]
             for _, r in group.iterrows()
         ]
+        notes = "".join(f"\n\n{n}" for n in _footnotes(group))
         parts.append(
             f"**{describe_workload(group.iloc[0])}**\n\n"
             + markdown_table(header, rows, "llrrrrrrr")
+            + notes
         )
     return "\n\n".join(parts)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 KIND = "tapebench.run"
@@ -34,6 +34,7 @@ WORKLOAD_FIELDS = (
     "drop_remainder",
 )
 CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
+T = TypeVar("T")
 
 
 class ResultFileError(ValueError):
@@ -159,9 +160,27 @@ class RunRecord:
                 f"schema_version {version!r} is not supported (this tapebench "
                 f"reads version {SCHEMA_VERSION})"
             )
-        steps = Steps(**{k: tuple(v) for k, v in doc["steps"].items()})
-        epochs = tuple(EpochRecord(**e) for e in doc["epochs"])
-        return cls(**doc["run"], steps=steps, epochs=epochs)
+        steps = _construct(Steps, {k: tuple(v) for k, v in doc["steps"].items()}, "steps")
+        epochs = tuple(_construct(EpochRecord, e, "epochs") for e in doc["epochs"])
+        return _construct(cls, {**doc["run"], "steps": steps, "epochs": epochs}, "run")
+
+
+def _construct(cls: type[T], data: dict[str, Any], where: str) -> T:
+    """``cls(**data)``, with missing or unknown fields reported by name."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, found {type(data).__name__}")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    required = {
+        f.name
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.default is MISSING and f.default_factory is MISSING
+    }
+    missing, unknown = sorted(required - set(data)), sorted(set(data) - known)
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return cls(**data)
 
 
 def read_run(path: str | Path) -> RunRecord:

@@ -22,12 +22,14 @@ SUMMARY_COLUMNS = (
     "step_p25_s",
     "step_p75_s",
     "step_cv",
+    "steps_trained",
     "throughput",
     "first_step_s",
     "epoch_s",
     "eval_s",
     "test_accuracy",
     "retraced",
+    "partial",
     "speedup",
 )
 
@@ -39,9 +41,17 @@ def _status(statuses: pd.Series) -> str:
     return ", ".join(f"{s} {n}/{len(statuses)}" for s, n in counts.items())
 
 
+# Runs that stopped early still measured real steps; a cell with no ok run is summarised
+# from them, and marked partial.
+PARTIAL_STATUSES = ("timeout", "interrupted", "diverged")
+
+
 def _cell_row(runs: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame) -> dict:
     first = runs.iloc[0]
     ok_ids = runs.loc[runs["status"] == "ok", "run_id"]
+    partial = ok_ids.empty
+    if partial:
+        ok_ids = runs.loc[runs["status"].isin(PARTIAL_STATUSES), "run_id"]
     timed = steps.loc[steps["run_id"].isin(ok_ids) & (steps["phase"] == "timed"), "seconds"]
     ep = epochs[epochs["run_id"].isin(ok_ids)]
     last = ep.sort_values("epoch").groupby("run_id").tail(1)
@@ -52,7 +62,8 @@ def _cell_row(runs: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame) -> 
         status=_status(runs["status"]),
         reason=not_ok.iloc[0] if len(not_ok) else None,
         runs=len(runs),
-        runs_ok=len(ok_ids),
+        runs_ok=0 if partial else len(ok_ids),
+        partial=partial and not timed.empty,
         steps=len(timed),
         step_median_s=median,
         step_p25_s=stats.quantile(timed, 0.25),
@@ -62,6 +73,7 @@ def _cell_row(runs: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame) -> 
         first_step_s=stats.median(
             runs.loc[runs["run_id"].isin(ok_ids), "first_step_s"].astype(float)
         ),
+        steps_trained=steps.loc[steps["run_id"].isin(ok_ids)].groupby("run_id").size().max(),
         epoch_s=ep["train_seconds"].astype(float).mean(),
         eval_s=ep["eval_seconds"].astype(float).mean(),
         test_accuracy=last["test_accuracy"].astype(float).mean(),
@@ -72,6 +84,9 @@ def _cell_row(runs: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame) -> 
 
 def summarize(results: Results, baseline: tuple[str, str] = BASELINE) -> pd.DataFrame:
     """One row per cell (repeats pooled), in first-seen order, with speedups.
+
+    Statistics come from the cell's ok runs; a cell without any is summarised from runs
+    that stopped early (timeout, interrupted, diverged) and marked ``partial``.
 
     ``speedup`` is the baseline's median step time over this cell's, the baseline being the
     cell with ``(mode, precision) == baseline`` on the same device and workload; NaN where

@@ -41,11 +41,15 @@ def test_not_a_run_file(tmp_path):
 def test_missing_and_malformed_fields(tmp_path):
     doc = make_record().to_dict()
     del doc["run"]["status"]
-    with pytest.raises(ResultFileError, match=r"r\.json: missing field .status."):
+    with pytest.raises(ResultFileError, match=r"r\.json: run: missing field\(s\) status"):
         read_run(_write(tmp_path / "r.json", doc))
     doc = make_record().to_dict()
     doc["steps"]["seconds"].pop()
     with pytest.raises(ResultFileError, match="different lengths"):
+        read_run(_write(tmp_path / "r.json", doc))
+    doc = make_record().to_dict()
+    doc["epochs"][0]["colour"] = "red"
+    with pytest.raises(ResultFileError, match=r"epochs: unknown field\(s\) colour"):
         read_run(_write(tmp_path / "r.json", doc))
     doc = make_record().to_dict()
     del doc["run"]["cell"]["mode"]

@@ -83,6 +83,7 @@ def test_timing_table_shows_each_cell():
     assert "87.5%" in table and "5.00×" not in table and "2.50×" in table
     assert "| function/float32@gpu | skipped: no GPU visible | n/a |" in table
     assert table.startswith("**tiny model on synthetic, batch 10, 1 epoch x full epochs")
+    assert "Test accuracy after 5 training steps: BatchNorm's moving statistics" in table
 
 
 def test_markdown_table_escapes_pipes():
@@ -107,3 +108,22 @@ def test_loading_reports_the_bad_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultFileError, match="no run files"):
         load_results([tmp_path / "empty"])
+
+
+def test_a_cell_without_ok_runs_is_summarised_from_its_partial_runs():
+    s = _summary(
+        make_record(timed=(4.0, 4.2), status="timeout", reason="exceeded 150 s"),
+        make_record("e", timed=(0.2,), mode="eager"),
+    )
+    row = s.loc["function/float32@cpu"]
+    assert bool(row["partial"]) and row["runs_ok"] == 0
+    assert row["step_median_s"] == pytest.approx(4.1) and row["speedup"] == pytest.approx(0.2 / 4.1)
+    table = timing_table(
+        summarize(
+            Results.from_records(
+                [make_record(timed=(4.0,), status="timeout", reason="exceeded 150 s")]
+            )
+        )
+    )
+    assert "timeout: exceeded 150 s (figures from the steps it finished)" in table
+    assert not bool(s.loc["eager/float32@cpu", "partial"])

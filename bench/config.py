@@ -80,6 +80,15 @@ class RunOptions:
             raise ValueError(f"output dir {self.output_dir} exists and is not a directory")
 
 
+def cell_label(cell: dict[str, Any], repeat: int | None = None) -> str:
+    """A short human label for a cell dict: variant, workload, and repeat if given."""
+    label = (
+        f"{cell['mode']}/{cell['precision']}@{cell['device']} "
+        f"{cell['model']}/{cell['dataset']}/b{cell['batch_size']}"
+    )
+    return label + (f" #{repeat + 1}" if repeat is not None else "")
+
+
 def create_variants(
     modes: Sequence[str] | None = None,
     precisions: Sequence[str] | None = None,
@@ -101,8 +110,28 @@ def create_variants(
     ]
 
 
-def create_cells(variants: Sequence[Variant], workload: Workload) -> list[Cell]:
-    """One cell per variant on ``workload``."""
+def create_workloads(
+    base: Workload,
+    models: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    batch_sizes: Sequence[int] = (),
+) -> list[Workload]:
+    """``base`` varied over the given models x datasets x batch sizes (each defaulting to
+    ``base``'s own value)."""
+    return [
+        base.replace(model=m, dataset=d, batch_size=b)
+        for m in dict.fromkeys(models or [base.model])
+        for d in dict.fromkeys(datasets or [base.dataset])
+        for b in dict.fromkeys(batch_sizes or [base.batch_size])
+    ]
+
+
+def create_cells(
+    variants: Sequence[Variant], workloads: Workload | Sequence[Workload]
+) -> list[Cell]:
+    """Every variant on every workload, workload by workload."""
+    if isinstance(workloads, Workload):
+        workloads = [workloads]
     if not variants:
         raise ValueError("nothing to run: no variants selected")
-    return [Cell(v, workload) for v in variants]
+    return [Cell(v, w) for w in workloads for v in variants]

@@ -1,101 +1,274 @@
-"""Runs a list of cells, one fresh worker process each, storing every record as it lands."""
+"""The matrix runner: cells x repeats, interleaved, one fresh worker process per run.
+
+An invocation's plan is written first (``invocations/<id>.json``): its cells, repeats,
+data sources and options, and its slots -- one per (cell, repeat), in the interleaved order
+A B C, A B C, ... so machine drift hits every cell alike. Each finished run is written
+before the next starts. A stop request (Ctrl-C, SIGTERM) ends the in-flight run as
+``interrupted`` and the matrix with it; ``resume`` later runs exactly the slots that have
+no record, or only interrupted ones (as a new attempt, ``<slot>-a2``, ...).
+
+Concurrency: run ids start with the invocation id, so invocations sharing a results
+directory never write the same file; an invocation is locked (``flock``) while it runs,
+so it cannot be resumed twice at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
 
-from bench.config import Cell, RunOptions
+from bench.config import Cell, RunOptions, cell_label
 from bench.progress import Progress
-from bench.runner import Job, RunAssembler, RunInterrupted, execute_run
+from bench.runner import Job, RunAssembler, execute_run
+from bench.signals import StopRequest
 from bench.store import ResultsDir, new_invocation_id
-from reports.schema import RunRecord
+from reports.schema import RunRecord, read_run
 from trainloop.datasets import DataSource
+
+MANIFEST_KIND = "tapebench.invocation"
+MANIFEST_VERSION = 1
+
+
+class MatrixError(Exception):
+    """The matrix cannot start or resume (busy, unknown or broken invocation)."""
 
 
 @dataclass(frozen=True)
 class MatrixResult:
-    """What an invocation produced."""
+    """What an invocation holds after running (or resuming)."""
 
     invocation_id: str
     results: ResultsDir
-    records: tuple[RunRecord, ...]
+    records: tuple[RunRecord, ...]  # the current record of each slot, in plan order
+    executed: int  # runs executed by this call
     interrupted: bool
+    pending: int  # slots still without a result
 
 
-def _probe_gpus(job: Job, results: ResultsDir) -> tuple[list[object] | None, RunRecord]:
-    """Starts one worker that only describes its runtime; returns (GPUs or None, record)."""
-    probe = Job(**{**job.__dict__, "run_id": job.invocation_id + "-probe", "probe": True})
-    record = execute_run(probe, results.log_path(probe.run_id))
-    gpus = record.fingerprint.get("gpus") if record.status == "ok" else None
-    return (list(gpus) if isinstance(gpus, list) else None), record
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def create_plan(
+    cells: Sequence[Cell],
+    repeats: int,
+    options: RunOptions,
+    sources: dict[str, DataSource],
+    argv: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The manifest of a new invocation: cells, options and interleaved slots."""
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
+    invocation = new_invocation_id()
+    slots = [
+        {"slot_id": f"{invocation}-c{i:02d}-r{r}", "cell_index": i, "repeat": r}
+        for r in range(repeats)
+        for i in range(len(cells))
+    ]
+    return {
+        "kind": MANIFEST_KIND,
+        "schema_version": MANIFEST_VERSION,
+        "invocation_id": invocation,
+        "created_at": _now(),
+        "argv": list(argv),
+        "cells": [c.to_dict() for c in cells],
+        "repeats": repeats,
+        "data_sources": {name: s.to_dict() for name, s in sources.items()},
+        "options": {
+            "timeout_s": options.timeout_s,
+            "intra_op_threads": options.intra_op_threads,
+            "inter_op_threads": options.inter_op_threads,
+        },
+        "slots": slots,
+        "state": "planned",
+    }
+
+
+def read_manifest(results: ResultsDir, invocation_id: str | None) -> dict[str, Any]:
+    """The manifest of ``invocation_id``, or of the newest invocation in ``results``."""
+    if invocation_id is None:
+        paths = sorted(results.invocations.glob("*.json"))
+        if not paths:
+            raise MatrixError(f"{results.root}: no invocation to resume")
+        path = paths[-1]
+    else:
+        path = results.invocations / f"{invocation_id}.json"
+        if not path.is_file():
+            raise MatrixError(f"{results.root}: no invocation {invocation_id}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MatrixError(f"{path}: unreadable invocation manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
+        raise MatrixError(f"{path}: not a tapebench invocation manifest")
+    if manifest.get("schema_version") != MANIFEST_VERSION:
+        raise MatrixError(
+            f"{path}: manifest version {manifest.get('schema_version')!r} "
+            f"is not supported (expected {MANIFEST_VERSION})"
+        )
+    return manifest
+
+
+@contextlib.contextmanager
+def _locked(results: ResultsDir, invocation_id: str) -> Iterator[None]:
+    path = results.invocations / f"{invocation_id}.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MatrixError(
+                f"invocation {invocation_id} is running in another tapebench process"
+            ) from None
+        yield
+
+
+def _existing(results: ResultsDir, invocation_id: str) -> dict[str, list[RunRecord]]:
+    """This invocation's stored runs, by slot, oldest attempt first."""
+    by_slot: dict[str, list[RunRecord]] = {}
+    for path in sorted(results.runs.glob(f"{invocation_id}-*.json")):
+        record = read_run(path)
+        by_slot.setdefault(record.slot_id or record.run_id, []).append(record)
+    for attempts in by_slot.values():
+        attempts.sort(key=lambda r: r.started_at or "")
+    return by_slot
+
+
+def current_record(attempts: Sequence[RunRecord]) -> RunRecord | None:
+    """The record that stands for a slot: its latest finished attempt, else its latest."""
+    finished = [r for r in attempts if r.status != "interrupted"]
+    candidates = finished or list(attempts)
+    return candidates[-1] if candidates else None
+
+
+def _jobs(manifest: dict[str, Any], done: dict[str, list[RunRecord]]) -> list[Job]:
+    """Jobs for the slots that have no record other than interrupted ones."""
+    jobs = []
+    options = manifest["options"]
+    for slot in manifest["slots"]:
+        attempts = done.get(slot["slot_id"], [])
+        if any(r.status != "interrupted" for r in attempts):
+            continue
+        cell = manifest["cells"][slot["cell_index"]]
+        suffix = f"-a{len(attempts) + 1}" if attempts else ""
+        jobs.append(
+            Job(
+                run_id=slot["slot_id"] + suffix,
+                slot_id=slot["slot_id"],
+                invocation_id=manifest["invocation_id"],
+                cell=cell,
+                repeat=slot["repeat"],
+                data_source=manifest["data_sources"][cell["dataset"]],
+                intra_op_threads=options["intra_op_threads"],
+                inter_op_threads=options["inter_op_threads"],
+            )
+        )
+    return jobs
+
+
+def _skip_without_gpu(jobs: list[Job], results: ResultsDir) -> dict[str, RunRecord]:
+    """Records ``skipped`` for GPU jobs when a probe worker sees no GPU."""
+    gpu_jobs = [j for j in jobs if j.cell["device"] == "gpu"]
+    if not gpu_jobs:
+        return {}
+    first = gpu_jobs[0]
+    probe = Job(**{**first.__dict__, "run_id": first.invocation_id + "-probe", "probe": True})
+    seen = execute_run(probe, results.log_path(probe.run_id))
+    if seen.status != "ok" or seen.fingerprint.get("gpus") != []:
+        return {}  # GPUs visible, or the probe failed: let each run find out itself
+    skipped = {}
+    for job in gpu_jobs:
+        record = RunAssembler(job, runtime=seen.fingerprint).record(
+            "skipped", "no GPU visible", log_file=seen.log_file
+        )
+        results.write_run(record)
+        skipped[job.run_id] = record
+    return skipped
+
+
+def _execute(
+    results: ResultsDir, manifest: dict[str, Any], stop: StopRequest, stream: TextIO | None
+) -> MatrixResult:
+    invocation = manifest["invocation_id"]
+    with _locked(results, invocation):
+        done = _existing(results, invocation)
+        jobs = _jobs(manifest, done)
+        finished = _skip_without_gpu(jobs, results)
+        todo = [j for j in jobs if j.run_id not in finished]
+        timeout = manifest["options"]["timeout_s"]
+        progress = Progress(len(todo), stream or sys.stderr, timeout)
+        if finished:
+            progress.note(f"skipping {len(finished)} GPU run(s): no GPU visible")
+        manifest.update(state="running", updated_at=_now())
+        results.write_invocation(invocation, manifest)
+        for job in todo:
+            if stop.requested:
+                break
+            progress.run_begin(cell_label(job.cell, job.repeat), job.cell["epochs"])
+            record = execute_run(
+                job, results.log_path(job.run_id), timeout, progress.on_event, stop
+            )
+            results.write_run(record)
+            finished[job.run_id] = record
+            progress.run_end(record)
+        for record in finished.values():
+            done.setdefault(record.slot_id or record.run_id, []).append(record)
+        current = [current_record(done.get(s["slot_id"], [])) for s in manifest["slots"]]
+        pending = sum(r is None or r.status == "interrupted" for r in current)
+        manifest.update(state="complete" if not pending else "interrupted", updated_at=_now())
+        results.write_invocation(invocation, manifest)
+    return MatrixResult(
+        invocation,
+        results,
+        tuple(r for r in current if r is not None),
+        executed=len(finished),
+        interrupted=stop.requested,
+        pending=pending,
+    )
 
 
 def run_matrix(
     cells: Sequence[Cell],
     options: RunOptions,
-    source: DataSource,
+    sources: dict[str, DataSource],
+    repeats: int = 1,
     argv: Sequence[str] = (),
+    stop: StopRequest | None = None,
     stream: TextIO | None = None,
 ) -> MatrixResult:
-    """Runs each cell in its own worker, in order, writing each record before the next run.
+    """Plans and runs ``cells`` x ``repeats`` into ``options.output_dir``.
 
-    A GPU cell on a machine where a probe worker sees no GPU is recorded as ``skipped``
-    without starting a worker. KeyboardInterrupt stops the matrix after recording the
-    in-flight run as ``interrupted``; every finished run stays on disk.
+    ``sources`` maps each dataset name used by the cells to where its files are.
     """
+    missing = {c.workload.dataset for c in cells} - set(sources)
+    if missing:
+        raise ValueError(f"no data source for dataset(s) {', '.join(sorted(missing))}")
     results = ResultsDir(options.output_dir).create()
-    invocation = new_invocation_id()
-    results.write_invocation(
-        invocation,
-        {
-            "invocation_id": invocation,
-            "argv": list(argv),
-            "cells": [c.to_dict() for c in cells],
-            "data_source": source.to_dict(),
-        },
-    )
-    jobs = [
-        Job(
-            run_id=f"{invocation}-{i:03d}",
-            invocation_id=invocation,
-            cell=c.to_dict(),
-            repeat=0,
-            data_source=source.to_dict(),
-            intra_op_threads=options.intra_op_threads,
-            inter_op_threads=options.inter_op_threads,
-        )
-        for i, c in enumerate(cells)
-    ]
-    records: dict[str, RunRecord] = {}
-    gpu_jobs = [j for j in jobs if j.cell["device"] == "gpu"]
-    gpus, probe = _probe_gpus(gpu_jobs[0], results) if gpu_jobs else (None, None)
-    if gpus == [] and probe is not None:  # no worker needed to know these are skipped
-        for job in gpu_jobs:
-            assembler = RunAssembler(job, runtime=probe.fingerprint)
-            records[job.run_id] = assembler.record(
-                "skipped", "no GPU visible", log_file=probe.log_file
-            )
-            results.write_run(records[job.run_id])
-    todo = [(c, j) for c, j in zip(cells, jobs, strict=True) if j.run_id not in records]
-    progress = Progress(len(todo), stream or sys.stderr)
-    if records:
-        progress.note(f"skipping {len(records)} GPU cell(s): no GPU visible")
-    interrupted = False
-    for cell, job in todo:
-        progress.run_begin(cell.label, cell.workload.epochs)
-        try:
-            record = execute_run(
-                job, results.log_path(job.run_id), options.timeout_s, progress.on_event
-            )
-        except RunInterrupted as exc:
-            record, interrupted = exc.record, True
-        results.write_run(record)
-        records[job.run_id] = record
-        progress.run_end(record)
-        if interrupted:
-            break
-    ordered = tuple(records[j.run_id] for j in jobs if j.run_id in records)
-    return MatrixResult(invocation, results, ordered, interrupted)
+    manifest = create_plan(cells, repeats, options, sources, argv)
+    results.write_invocation(manifest["invocation_id"], manifest)
+    return _execute(results, manifest, stop or StopRequest(), stream)
+
+
+def resume_matrix(
+    output_dir: str | Path,
+    invocation_id: str | None = None,
+    stop: StopRequest | None = None,
+    stream: TextIO | None = None,
+) -> MatrixResult:
+    """Runs the slots of a stored invocation that have no result yet.
+
+    Raises:
+      MatrixError: no such invocation, or it is running elsewhere.
+      ResultFileError: one of its run files is unreadable.
+    """
+    results = ResultsDir(output_dir)
+    if not results.invocations.is_dir():
+        raise MatrixError(f"{output_dir}: not a tapebench results directory")
+    manifest = read_manifest(results, invocation_id)
+    return _execute(results, manifest, stop or StopRequest(), stream)

@@ -25,8 +25,11 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Reports matrix progress: runs done of total, elapsed time, ETA, and steps."""
 
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, stream: TextIO | None = None, timeout_s: float | None = None
+    ) -> None:
         self.total = total
+        self.timeout_s = timeout_s
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.start = time.monotonic()
@@ -46,6 +49,8 @@ class Progress:
             current = max(statistics.median(self._durations) - running, 0.0)
         else:
             return "ETA ?"
+        if self.timeout_s is not None:
+            current = min(current, max(self.timeout_s - running, 0.0))
         later = self.total - self.done - 1
         if later and not self._durations:
             return "ETA ?"

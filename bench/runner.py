@@ -18,23 +18,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.fingerprint import SOURCE_ROOT, merge_fingerprint
+from bench.signals import StopRequest
 from reports.schema import EpochRecord, RunRecord, Steps
 
 GRACE_S = 15.0  # how long a stopping worker may take to send its partial results
 EventHook = Callable[[dict[str, Any]], None]
-
-
-class RunInterrupted(Exception):
-    """The parent was interrupted while a run was in flight; carries that run's record."""
-
-    def __init__(self, record: RunRecord) -> None:
-        super().__init__(f"run {record.run_id} interrupted")
-        self.record = record
 
 
 @dataclass(frozen=True)
@@ -46,6 +39,7 @@ class Job:
     cell: dict[str, Any]
     repeat: int
     data_source: dict[str, Any]
+    slot_id: str | None = None
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     probe: bool = False
@@ -56,6 +50,7 @@ class Job:
         workload = {k: v for k, v in self.cell.items() if k not in variant}
         return json.dumps(
             {
+                "run_id": self.run_id,
                 "events_fd": events_fd,
                 "variant": variant,
                 "workload": workload,
@@ -68,7 +63,7 @@ class Job:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -110,6 +105,7 @@ class RunAssembler:
         j = self.job
         return RunRecord(
             run_id=j.run_id,
+            slot_id=j.slot_id,
             invocation_id=j.invocation_id,
             cell=j.cell,
             repeat=j.repeat,
@@ -155,14 +151,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def execute_run(
-    job: Job, log_file: Path, timeout_s: float | None = None, on_event: EventHook | None = None
+    job: Job,
+    log_file: Path,
+    timeout_s: float | None = None,
+    on_event: EventHook | None = None,
+    stop: StopRequest | None = None,
 ) -> RunRecord:
     """Runs ``job`` in a new worker process and returns its record.
 
-    Raises:
-      RunInterrupted: KeyboardInterrupt arrived; the in-flight run was stopped and its
-        record (status ``interrupted``, with the steps it finished) is attached.
+    When ``stop`` is requested (or KeyboardInterrupt arrives, which then requests it), the
+    worker is asked to stop and the record has status ``interrupted`` with the steps it
+    finished; a second request kills the worker at once.
     """
+    stop = stop or StopRequest()
     assembler = RunAssembler(job)
     read_fd, write_fd = os.pipe()
     started, t0 = _now(), time.monotonic()
@@ -177,7 +178,7 @@ def execute_run(
             start_new_session=True,  # the parent decides when a worker stops
         )
     os.close(write_fd)
-    outcome = _pump(proc, read_fd, assembler, t0, timeout_s, on_event)
+    outcome = _pump(proc, read_fd, assembler, t0, timeout_s, on_event, stop)
     _, wait_status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(wait_status)
     rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
@@ -199,10 +200,7 @@ def execute_run(
         status, reason = str(end["status"]), end.get("reason")
     else:
         status, reason = "failed", _describe_exit(proc.returncode, log_file)
-    record = assembler.record(status, reason, **run)
-    if outcome == "interrupted":
-        raise RunInterrupted(record)
-    return record
+    return assembler.record(status, reason, **run)
 
 
 def _pump(
@@ -212,6 +210,7 @@ def _pump(
     t0: float,
     timeout_s: float | None,
     on_event: EventHook | None,
+    stop: StopRequest,
 ) -> str:
     """Feeds events to ``assembler`` until the worker closes the pipe.
 
@@ -236,9 +235,11 @@ def _pump(
                             if on_event:
                                 on_event(event)
             except KeyboardInterrupt:
-                if outcome == "interrupted":  # a second Ctrl-C: stop waiting
-                    _kill(proc)
+                stop.request()
+            if stop.requested:
                 outcome = "interrupted"
+            if stop.urgent and stop_deadline != float("inf"):
+                stop_deadline = 0.0  # a second request: stop waiting
             now = time.monotonic()
             if outcome == "done" and timeout_s and now - t0 > timeout_s:
                 outcome = "timeout"

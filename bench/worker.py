@@ -49,13 +49,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def log(message: str) -> None:
+    """A line in the run's log (the worker's stderr), for people reading it."""
+    print(f"tapebench worker: {message}", file=sys.stderr, flush=True)
+
+
 class EventListener:
-    """A trainloop listener that forwards everything to the parent."""
+    """A trainloop listener that forwards everything to the parent (and notes it in the log)."""
 
     def __init__(self, events: EventWriter) -> None:
         self.events = events
 
     def loop_begin(self, info: Any) -> None:
+        log(f"first step took {info.first_step_s:.3f} s; training")
         self.events.emit("begin", info=vars(info))
 
     def progress(self, epoch: int, step: int, steps_in_epoch: int) -> None:
@@ -65,6 +71,10 @@ class EventListener:
         self.events.emit("steps", **vars(chunk))
 
     def epoch_end(self, result: Any) -> None:
+        log(
+            f"epoch {result.epoch} done in {result.train_seconds:.2f} s, "
+            f"train loss {result.train_loss:.4f}, test accuracy {result.test_accuracy}"
+        )
         self.events.emit("epoch", **vars(result))
 
 
@@ -86,6 +96,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     from trainloop.loop import DivergedError, TrainingLoop
 
     _configure_threads(job)
+    log(f"pid {os.getpid()}, run {job.get('run_id')}")
     events.emit("hello", runtime=describe_runtime(), pid=os.getpid())
     if job.get("probe"):
         return "ok", None
@@ -122,6 +133,7 @@ def main() -> int:
         traceback.print_exc()
         last = (str(exc).strip().splitlines() or [""])[-1]
         status, reason = "failed", f"{type(exc).__name__}: {last}".rstrip(": ")
+    log(f"{status}" + (f": {reason}" if reason else ""))
     events.emit("end", status=status, reason=reason)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -101,6 +101,9 @@ class EpochRecord:
 class RunRecord:
     """Everything one run (one cell, one repeat, one process) produced.
 
+    ``slot_id`` names the (cell, repeat) place in its invocation's plan the run filled; a
+    resumed invocation may re-run an interrupted slot, and the new run has the same slot.
+
     ``cell`` holds the variant and workload fields (:data:`CELL_FIELDS`); ``fingerprint``
     the environment; ``info`` what the loop reported about itself (parameter count, dtype
     policy, sync method, first-step and tracing facts).
@@ -111,6 +114,7 @@ class RunRecord:
     cell: dict[str, Any]
     repeat: int
     status: str
+    slot_id: str | None = None
     reason: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

@@ -19,11 +19,18 @@ from trainloop.config import DEVICES, Variant, Workload
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(epochs=2, steps_per_epoch=100, warmup_steps=10, eval_examples=2048),
     "reference": dict(epochs=25, steps_per_epoch=None, warmup_steps=10, eval_examples=None),
+    # Short runs for a regression gate: many of them fit in a CI job.
+    "gate": dict(epochs=1, steps_per_epoch=60, warmup_steps=10, eval_examples=0),
+}
+PRESET_HELP = {
+    "quick": "2 epochs x 100 steps, 2048 eval examples, at most 150 s per run",
+    "reference": "25 full epochs, the full test set, no time limit",
+    "gate": "1 epoch x 60 steps, no evaluation, at most 120 s per run",
 }
 # Per-run wall-clock limits of the presets. A pathologically slow variant (for instance
 # float16 kernels without hardware support) then shows up as a timeout with the steps it
 # managed, instead of holding a quick comparison up for many minutes.
-PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 150.0, "reference": None}
+PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 150.0, "reference": None, "gate": 120.0}
 
 # The default comparison: each execution mode in float32, and each mixed policy compiled.
 STANDARD_VARIANTS = (

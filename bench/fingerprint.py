@@ -18,22 +18,6 @@ from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
-# Fields that must agree for two results to be compared as like for like.
-COMPARABLE_FIELDS = (
-    "cpu_model",
-    "cpu_count",
-    "gpu_driver",
-    "python",
-    "tensorflow",
-    "keras",
-    "gpus",
-    "intra_op_threads",
-    "inter_op_threads",
-    "onednn_opts",
-    "xla_flags",
-    "tf_xla_flags",
-)
-
 
 def _cpu_model() -> str:
     try:
@@ -75,13 +59,7 @@ def _version() -> str:
 
 
 @lru_cache(maxsize=1)
-def host_fingerprint() -> dict[str, Any]:
-    """Machine, OS and source revision of this process (no TensorFlow needed)."""
-    commit = _git("rev-parse", "HEAD")
-    dirty = None
-    if commit:
-        status = _git("status", "--porcelain", "--untracked-files=no")
-        dirty = bool(status) if status is not None else None
+def _machine() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -89,9 +67,26 @@ def host_fingerprint() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "gpu_driver": _gpu_driver(),
         "tapebench": _version(),
-        "git_commit": commit,
-        "git_dirty": dirty,
     }
+
+
+def source_revision() -> dict[str, Any]:
+    """The git commit of the tapebench source and whether it has uncommitted changes.
+
+    Read afresh for every run: workers import the source anew, so an edit made while a
+    matrix runs shows up as ``git_dirty`` on the runs that used it.
+    """
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def host_fingerprint() -> dict[str, Any]:
+    """Machine, OS and source revision of this process (no TensorFlow needed)."""
+    return {**_machine(), **source_revision()}
 
 
 def merge_fingerprint(runtime: dict[str, Any] | None) -> dict[str, Any]:

@@ -100,3 +100,33 @@ def parse_positive_float(text: str) -> float:
 def parse_seconds_or_none(text: str) -> float | None:
     """A positive number of seconds, or ``none``."""
     return None if text == "none" else parse_positive_float(text)
+
+
+def parse_variants_one(text: str) -> str:
+    """Exactly one ``MODE[/PRECISION]``."""
+    items = parse_variants(text)
+    if len(items) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one MODE[/PRECISION]")
+    return items[0]
+
+
+def parse_fraction(text: str) -> float:
+    """A number between 0 and 1 inclusive."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
+    return value
+
+
+def parse_nonnegative_float(text: str) -> float:
+    """A number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value

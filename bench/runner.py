@@ -43,6 +43,8 @@ class Job:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     probe: bool = False
+    source_root: str | None = None  # the tapebench source the worker runs (default: this)
+    inject_delay_s: float = 0.0  # a known per-step slowdown, for validating the gate
 
     def worker_input(self, events_fd: int) -> str:
         """The JSON document the worker takes as its argument."""
@@ -58,6 +60,7 @@ class Job:
                 "probe": self.probe,
                 "intra_op_threads": self.intra_op_threads,
                 "inter_op_threads": self.inter_op_threads,
+                "inject_delay_s": self.inject_delay_s,
             }
         )
 
@@ -135,9 +138,9 @@ def _describe_exit(code: int, log_file: Path) -> str:
     return f"{why}; last log line: {lines[-1].strip()[:300]}" if lines else why
 
 
-def _child_env(device: str) -> dict[str, str]:
+def _child_env(device: str, source_root: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"  # a CPU run must not place anything on a GPU
@@ -167,6 +170,7 @@ def execute_run(
     assembler = RunAssembler(job)
     read_fd, write_fd = os.pipe()
     started, t0 = _now(), time.monotonic()
+    source = job.source_root or str(SOURCE_ROOT)
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.worker", job.worker_input(write_fd)],
@@ -174,7 +178,8 @@ def execute_run(
             stdout=log,
             stderr=subprocess.STDOUT,
             pass_fds=(write_fd,),
-            env=_child_env(job.cell["device"]),
+            env=_child_env(job.cell["device"], source),
+            cwd=source,  # `python -m bench.worker` resolves from here first
             start_new_session=True,  # the parent decides when a worker stops
         )
     os.close(write_fd)

@@ -13,10 +13,12 @@ import math
 import os
 import signal
 import sys
+import time
 import traceback
 from types import FrameType
 from typing import IO, Any
 
+from bench.fingerprint import SOURCE_ROOT, source_revision
 from trainloop.config import Variant, Workload
 from trainloop.datasets import DataSource, load_arrays
 from trainloop.idx import DataFileError
@@ -50,8 +52,9 @@ def _finite(value: Any) -> Any:
 
 
 def log(message: str) -> None:
-    """A line in the run's log (the worker's stderr), for people reading it."""
-    print(f"tapebench worker: {message}", file=sys.stderr, flush=True)
+    """A timestamped line in the run's log (the worker's stderr), for people reading it."""
+    stamp = time.strftime("%H:%M:%S", time.localtime())
+    print(f"{stamp} tapebench worker: {message}", file=sys.stderr, flush=True)
 
 
 class EventListener:
@@ -96,14 +99,17 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     from trainloop.loop import DivergedError, TrainingLoop
 
     _configure_threads(job)
-    log(f"pid {os.getpid()}, run {job.get('run_id')}")
-    events.emit("hello", runtime=describe_runtime(), pid=os.getpid())
+    log(f"pid {os.getpid()}, run {job.get('run_id')}, source {SOURCE_ROOT}")
+    runtime = {**describe_runtime(), **source_revision(), "source_root": str(SOURCE_ROOT)}
+    events.emit("hello", runtime=runtime, pid=os.getpid())
     if job.get("probe"):
         return "ok", None
     variant, workload = Variant(**job["variant"]), Workload(**job["workload"])
+    delay = float(job.get("inject_delay_s") or 0.0)
     try:
         data = load_arrays(DataSource.from_dict(job["data_source"]), seed=workload.seed)
-        TrainingLoop(variant, workload, data).run(EventListener(events))
+        log("data loaded; building the model")
+        TrainingLoop(variant, workload, data, inject_delay_s=delay).run(EventListener(events))
     except DeviceUnavailableError as exc:
         return "skipped", str(exc)
     except DivergedError as exc:
@@ -135,10 +141,13 @@ def main() -> int:
         status, reason = "failed", f"{type(exc).__name__}: {last}".rstrip(": ")
     log(f"{status}" + (f": {reason}" if reason else ""))
     events.emit("end", status=status, reason=reason)
-    sys.stdout.flush()
-    sys.stderr.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is reported; skip TensorFlow's teardown, which can take seconds and would
+    # only delay the next run.
+    os._exit(code)

@@ -34,6 +34,22 @@ WORKLOAD_FIELDS = (
     "drop_remainder",
 )
 CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
+# Fingerprint fields that must agree for two results to be compared as like for like
+# (hostname, commit and library patch versions may differ; hardware and stack may not).
+COMPARABLE_FIELDS = (
+    "cpu_model",
+    "cpu_count",
+    "gpu_driver",
+    "gpus",
+    "python",
+    "tensorflow",
+    "keras",
+    "intra_op_threads",
+    "inter_op_threads",
+    "onednn_opts",
+    "xla_flags",
+    "tf_xla_flags",
+)
 T = TypeVar("T")
 
 

@@ -1,6 +1,8 @@
-"""Per-cell summaries: repeats pooled, statistics derived from the raw step samples."""
+"""Per-cell summaries: repeats pooled, every statistic derived from the raw step samples."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,27 +12,41 @@ from reports.frames import Results
 from reports.schema import CELL_FIELDS
 
 BASELINE = ("eager", "float32")  # (mode, precision) of the default speedup baseline
+# Runs that stopped early still measured real steps; a cell with no ok run is summarised
+# from them, and marked partial.
+PARTIAL_STATUSES = ("timeout", "interrupted", "diverged")
+WORKLOAD_KEYS = [f for f in CELL_FIELDS if f not in ("mode", "precision", "device")]
 SUMMARY_COLUMNS = (
     "variant",
     *CELL_FIELDS,
     "status",
     "reason",
+    "log_file",
     "runs",
     "runs_ok",
+    "partial",
     "steps",
+    "steps_trained",
     "step_median_s",
+    "step_ci_low_s",
+    "step_ci_high_s",
+    "step_p10_s",
     "step_p25_s",
     "step_p75_s",
+    "step_p90_s",
+    "step_iqr_s",
     "step_cv",
-    "steps_trained",
+    "step_rcv",
     "throughput",
+    "throughput_ci_low",
+    "throughput_ci_high",
     "first_step_s",
     "epoch_s",
     "eval_s",
     "test_accuracy",
+    "best_test_accuracy",
+    "peak_rss_bytes",
     "retraced",
-    "partial",
-    "speedup",
 )
 
 
@@ -41,75 +57,89 @@ def _status(statuses: pd.Series) -> str:
     return ", ".join(f"{s} {n}/{len(statuses)}" for s, n in counts.items())
 
 
-# Runs that stopped early still measured real steps; a cell with no ok run is summarised
-# from them, and marked partial.
-PARTIAL_STATUSES = ("timeout", "interrupted", "diverged")
+def measured_runs(runs: pd.DataFrame) -> tuple[pd.Series, bool]:
+    """The run ids whose steps count for a cell, and whether they are partial runs."""
+    ok = runs.loc[runs["status"] == "ok", "run_id"]
+    if not ok.empty:
+        return ok, False
+    return runs.loc[runs["status"].isin(PARTIAL_STATUSES), "run_id"], True
 
 
-def _cell_row(runs: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame) -> dict:
+def timed_groups(steps: pd.DataFrame, run_ids: pd.Series) -> list[np.ndarray]:
+    """The ``timed`` step seconds of each run, one array per run."""
+    timed = steps[steps["run_id"].isin(run_ids) & (steps["phase"] == "timed")]
+    return [g.to_numpy(float) for _, g in timed.groupby("run_id", sort=False)["seconds"]]
+
+
+def _step_stats(groups: list[np.ndarray], batch: int) -> dict[str, Any]:
+    pooled = np.concatenate(groups) if groups else np.array([])
+    median = stats.median(pooled)
+    low, high = stats.median_ci(groups) if pooled.size else (np.nan, np.nan)
+    return dict(
+        steps=int(pooled.size),
+        step_median_s=median,
+        step_ci_low_s=low,
+        step_ci_high_s=high,
+        step_p10_s=stats.quantile(pooled, 0.10),
+        step_p25_s=stats.quantile(pooled, 0.25),
+        step_p75_s=stats.quantile(pooled, 0.75),
+        step_p90_s=stats.quantile(pooled, 0.90),
+        step_iqr_s=stats.iqr(pooled),
+        step_cv=stats.coefficient_of_variation(pooled),
+        step_rcv=stats.robust_cv(pooled),
+        throughput=batch / median if median > 0 else np.nan,
+        throughput_ci_low=batch / high if high > 0 else np.nan,
+        throughput_ci_high=batch / low if low > 0 else np.nan,
+    )
+
+
+def _cell_row(runs: pd.DataFrame, results: Results) -> dict[str, Any]:
     first = runs.iloc[0]
-    ok_ids = runs.loc[runs["status"] == "ok", "run_id"]
-    partial = ok_ids.empty
-    if partial:
-        ok_ids = runs.loc[runs["status"].isin(PARTIAL_STATUSES), "run_id"]
-    timed = steps.loc[steps["run_id"].isin(ok_ids) & (steps["phase"] == "timed"), "seconds"]
-    ep = epochs[epochs["run_id"].isin(ok_ids)]
+    ids, partial = measured_runs(runs)
+    measured = runs[runs["run_id"].isin(ids)]
+    ep = results.epochs[results.epochs["run_id"].isin(ids)]
     last = ep.sort_values("epoch").groupby("run_id").tail(1)
-    not_ok = runs.loc[runs["status"] != "ok", "reason"].dropna()
-    median = stats.median(timed)
+    not_ok = runs[runs["status"] != "ok"]
+    trained = results.steps[results.steps["run_id"].isin(ids)].groupby("run_id").size()
     row = {f: first[f] for f in ("variant", *CELL_FIELDS)}
     row.update(
         status=_status(runs["status"]),
-        reason=not_ok.iloc[0] if len(not_ok) else None,
+        reason=not_ok["reason"].dropna().iloc[0] if not_ok["reason"].notna().any() else None,
+        log_file=not_ok["log_file"].dropna().iloc[0] if not_ok["log_file"].notna().any() else None,
         runs=len(runs),
-        runs_ok=0 if partial else len(ok_ids),
-        partial=partial and not timed.empty,
-        steps=len(timed),
-        step_median_s=median,
-        step_p25_s=stats.quantile(timed, 0.25),
-        step_p75_s=stats.quantile(timed, 0.75),
-        step_cv=stats.coefficient_of_variation(timed),
-        throughput=first["batch_size"] / median if median > 0 else np.nan,
-        first_step_s=stats.median(
-            runs.loc[runs["run_id"].isin(ok_ids), "first_step_s"].astype(float)
-        ),
-        steps_trained=steps.loc[steps["run_id"].isin(ok_ids)].groupby("run_id").size().max(),
+        runs_ok=0 if partial else len(ids),
+        partial=bool(partial and len(ids)),
+        steps_trained=int(trained.max()) if len(trained) else 0,
+        first_step_s=stats.median(measured["first_step_s"].astype(float)),
         epoch_s=ep["train_seconds"].astype(float).mean(),
         eval_s=ep["eval_seconds"].astype(float).mean(),
         test_accuracy=last["test_accuracy"].astype(float).mean(),
-        retraced=bool(runs.loc[runs["run_id"].isin(ok_ids), "retraced"].any()),
+        best_test_accuracy=ep.groupby("run_id")["test_accuracy"].max().astype(float).mean(),
+        peak_rss_bytes=measured["peak_rss_bytes"].astype(float).max(),
+        retraced=bool(measured["retraced"].any()),
+        **_step_stats(timed_groups(results.steps, ids), int(first["batch_size"])),
     )
     return row
 
 
-def summarize(results: Results, baseline: tuple[str, str] = BASELINE) -> pd.DataFrame:
-    """One row per cell (repeats pooled), in first-seen order, with speedups.
+def cell_groups(runs: pd.DataFrame) -> list[pd.Index]:
+    """Row labels of ``runs`` grouped by cell, in first-seen order."""
+    keys = list(CELL_FIELDS)
+    filled = runs.astype({k: object for k in keys}).fillna({k: "∅" for k in keys})
+    return list(filled.groupby(keys, sort=False, dropna=False).groups.values())
+
+
+def summarize(results: Results) -> pd.DataFrame:
+    """One row per cell (repeats pooled), in first-seen order.
 
     Statistics come from the cell's ok runs; a cell without any is summarised from runs
-    that stopped early (timeout, interrupted, diverged) and marked ``partial``.
-
-    ``speedup`` is the baseline's median step time over this cell's, the baseline being the
-    cell with ``(mode, precision) == baseline`` on the same device and workload; NaN where
-    that baseline was not measured.
+    that stopped early (timeout, interrupted, diverged) and marked ``partial``. The median
+    step time carries a 95% hierarchical-bootstrap interval (:func:`stats.median_ci`).
     """
-    runs = results.runs
-    if runs.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    keys = list(CELL_FIELDS)
-    groups = runs.astype({k: object for k in keys}).fillna({k: "∅" for k in keys})
-    rows = [
-        _cell_row(runs.loc[idx], results.steps, results.epochs)
-        for idx in groups.groupby(keys, sort=False, dropna=False).groups.values()
-    ]
-    table = pd.DataFrame(rows)
-    others = [f for f in CELL_FIELDS if f not in ("mode", "precision")]
-    base = table[(table["mode"] == baseline[0]) & (table["precision"] == baseline[1])]
-    base = base[[*others, "step_median_s"]].rename(columns={"step_median_s": "_base"})
-    table = table.merge(base.astype({k: object for k in others}), how="left", on=others).astype(
-        {"_base": float}
-    )
-    table["speedup"] = table["_base"] / table["step_median_s"]
-    return table.drop(columns="_base")[list(SUMMARY_COLUMNS)]
+    if results.runs.empty:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    rows = [_cell_row(results.runs.loc[idx], results) for idx in cell_groups(results.runs)]
+    return pd.DataFrame(rows)[list(SUMMARY_COLUMNS)]
 
 
 def describe_workload(row: pd.Series) -> str:

@@ -92,7 +92,7 @@ class ArrayData:
 
 def keras_home() -> Path:
     """The Keras cache root: ``$KERAS_HOME`` or ``~/.keras``."""
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser().resolve()
 
 
 def _find_idx(directory: Path) -> tuple[str, ...] | None:
@@ -166,12 +166,12 @@ def locate_dataset(
         raise ValueError(f"dataset={name!r} is not one of mnist, fashion_mnist, synthetic")
     files = f"{_NPZ_NAMES[name][0]} or the four IDX files ({', '.join(IDX_STEMS)}, raw or .gz)"
     if data_dir is not None:
-        directory = Path(data_dir).expanduser()
-        if not directory.is_dir():
-            raise DatasetNotFoundError(f"--data-dir {directory}: no such directory")
-        found = _find_in_dir(name, directory, "data-dir")
+        given = Path(data_dir).expanduser()
+        if not given.is_dir():
+            raise DatasetNotFoundError(f"--data-dir {given}: no such directory")
+        found = _find_in_dir(name, given.resolve(), "data-dir")  # workers may run elsewhere
         if found is None:
-            raise DatasetNotFoundError(f"--data-dir {directory}: holds neither {files}")
+            raise DatasetNotFoundError(f"--data-dir {given}: holds neither {files}")
         return found
     cache = keras_home() / "datasets" / _KERAS_CACHE[name]
     cached = (

@@ -20,23 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import keras
 import tensorflow as tf
 
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.datasets import ArrayData
-from trainloop.devices import device_scope
-from trainloop.models import create_model
-from trainloop.step import (
-    create_device_sync,
-    create_eval_step,
-    create_optimizer,
-    create_train_step,
-    precision_policy,
-    tracing_count,
-    wrap_step,
-)
+from trainloop.session import open_session
+from trainloop.step import tracing_count
 
 PROGRESS_INTERVAL_S = 0.5
 
@@ -59,6 +49,7 @@ class LoopInfo:
     tracing_count_after_first: int | None
     steps_per_epoch: int
     device: str
+    injected_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +90,15 @@ class LoopListener(Protocol):
     def epoch_end(self, result: EpochResult) -> None: ...
 
 
+def _busy_wait(start: float, seconds: float) -> float:
+    """Spins until ``seconds`` after ``start`` (a sleep could oversleep); returns the end."""
+    end = start + seconds
+    now = time.perf_counter()
+    while now < end:
+        now = time.perf_counter()
+    return now
+
+
 def _phase(global_step: int, warmup: int, partial: bool) -> str:
     if global_step == 0:
         return "first"
@@ -127,8 +127,15 @@ def _evaluate(
 class TrainingLoop:
     """One cell's training: builds model, optimizer and steps, then runs the epochs."""
 
-    def __init__(self, variant: Variant, workload: Workload, data: ArrayData) -> None:
+    def __init__(
+        self, variant: Variant, workload: Workload, data: ArrayData, inject_delay_s: float = 0.0
+    ) -> None:
+        """``inject_delay_s`` adds a busy wait to every step, inside its timed interval:
+        a known slowdown for validating regression checks. It is reported in LoopInfo."""
+        if inject_delay_s < 0:
+            raise ValueError(f"inject_delay_s={inject_delay_s!r} must be >= 0")
         self.variant, self.workload, self.data = variant, workload, data
+        self.inject_delay_s = inject_delay_s
         w = workload
         full = inputs.steps_per_epoch(len(data.x_train), w.batch_size, w.drop_remainder)
         self.steps_per_epoch = min(full, w.steps_per_epoch or full)
@@ -147,15 +154,7 @@ class TrainingLoop:
           trainloop.devices.DeviceUnavailableError: the variant's device is not visible.
         """
         v, w = self.variant, self.workload
-        keras.utils.set_random_seed(w.seed)
-        with device_scope(v.device) as device, precision_policy(v.precision) as policy:
-            model = create_model(w.model, self.data.num_classes)
-            optimizer = create_optimizer(w.learning_rate, w.epochs, v.precision)
-            optimizer.build(model.trainable_variables)  # else the first call traces twice
-            loss_fn = keras.losses.CategoricalCrossentropy()
-            signature = inputs.input_signature(self.data.num_classes)
-            train_step = wrap_step(create_train_step(model, loss_fn, optimizer), v.mode, signature)
-            eval_step = wrap_step(create_eval_step(model), v.mode, signature)
+        with open_session(v, w, self.data.num_classes) as session:
             train_ds = inputs.create_train_dataset(
                 self.data, w.batch_size, w.seed, w.drop_remainder
             )
@@ -164,17 +163,12 @@ class TrainingLoop:
                 if w.eval_examples != 0
                 else None
             )
-            sync, sync_method = create_device_sync()
-            eval_first = self._trace_eval(eval_step, eval_ds, sync)
+            sync, train_step, eval_step = session.sync, session.train_step, session.eval_step
             describe = dict(
-                parameters=int(model.count_params()),
-                policy=policy.name,
-                compute_dtype=str(model.layers[0].compute_dtype),
-                variable_dtype=str(model.layers[0].variable_dtype),
-                sync_method=sync_method,
-                eval_first_call_s=eval_first,
+                session.describe(),
+                eval_first_call_s=self._trace_eval(eval_step, eval_ds, sync),
                 steps_per_epoch=self.steps_per_epoch,
-                device=device,
+                injected_delay_s=self.inject_delay_s,
             )
             for epoch in range(w.epochs):
                 train_s, examples, train_loss = self._train_epoch(
@@ -241,7 +235,7 @@ class TrainingLoop:
         describe: dict[str, Any],
     ) -> tuple[float, int, float]:
         """Runs one epoch's steps; returns (seconds, examples, mean loss)."""
-        n, w = self.steps_per_epoch, self.workload
+        n, w, delay = self.steps_per_epoch, self.workload, self.inject_delay_s
         first_global = epoch * n
         seconds: list[float] = []
         losses: list[float] = []
@@ -254,6 +248,8 @@ class TrainingLoop:
                 loss = float(step(images, labels))
                 sync()
                 t = time.perf_counter()
+                if delay:
+                    t = _busy_wait(t, delay)
                 seconds.append(t - t_prev)
                 losses.append(loss)
                 t_prev = t

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from reports import stats
@@ -45,3 +46,58 @@ def test_non_finite_samples_are_ignored():
 def test_rejects_two_dimensional_input():
     with pytest.raises(ValueError, match="one-dimensional"):
         stats.median([[1, 2], [3, 4]])
+
+
+def test_geometric_mean_counts_slowdowns():
+    assert stats.geometric_mean([2, 8]) == pytest.approx(4)
+    assert stats.geometric_mean([0.5, 2]) == pytest.approx(1)  # not clipped at 1
+    assert stats.geometric_mean([3]) == pytest.approx(3)
+    with pytest.raises(ValueError, match="positive"):
+        stats.geometric_mean([1, 0])
+
+
+def test_median_ci_edge_cases():
+    assert stats.median_ci([[7.0]]) == (7.0, 7.0)
+    assert stats.median_ci([[2.0, 2.0, 2.0], [2.0, 2.0]]) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="no samples"):
+        stats.median_ci([[]])
+
+
+def test_median_ci_matches_scipy_for_one_run():
+    rng = np.random.default_rng(1)
+    sample = rng.normal(10, 1, 400)
+    ours = stats.median_ci([sample], n_resamples=4000)
+    theirs = stats.scipy_median_ci(sample, n_resamples=4000)
+    assert ours[0] < np.median(sample) < ours[1]
+    assert ours == pytest.approx(theirs, rel=0.005)
+
+
+def test_median_ci_is_seeded():
+    sample = [np.arange(50.0)]
+    assert stats.median_ci(sample, seed=3) == stats.median_ci(sample, seed=3)
+
+
+def test_hierarchical_ci_is_wider_when_runs_disagree():
+    rng = np.random.default_rng(2)
+    runs = [rng.normal(m, 0.1, 300) for m in (9.0, 10.0, 11.0)]
+    pooled = stats.median_ci([np.concatenate(runs)])
+    hierarchical = stats.median_ci(runs)
+    assert hierarchical[1] - hierarchical[0] > 5 * (pooled[1] - pooled[0])
+
+
+def test_ratio_of_medians_ci_covers_the_true_ratio():
+    rng = np.random.default_rng(3)
+    slow = [rng.normal(0.5, 0.02, 200)]
+    fast = [rng.normal(0.1, 0.004, 200)]
+    low, high = stats.ratio_of_medians_ci(slow, fast)
+    assert low < 5.0 < high and high - low < 0.2
+    assert stats.ratio_of_medians_ci([[0.5] * 5], [[0.1] * 5]) == pytest.approx((5.0, 5.0))
+
+
+def test_robust_cv_is_the_normalised_iqr_over_the_median():
+    # IQR of 1..4 is 1.5 (type-7 quartiles 1.75 and 3.25), median 2.5
+    assert stats.robust_cv([1, 2, 3, 4]) == pytest.approx(0.7413 * 1.5 / 2.5)
+    assert stats.robust_cv([5, 5, 5]) == 0
+    assert math.isnan(stats.robust_cv([]))
+    outliers = [1.0] * 98 + [50.0, 80.0]
+    assert stats.robust_cv(outliers) == 0 and stats.coefficient_of_variation(outliers) > 3

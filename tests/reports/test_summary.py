@@ -5,7 +5,8 @@ import pytest
 
 from reports.frames import Results
 from reports.load import load_results
-from reports.markdown import markdown_table, timing_table
+from reports.markdown import markdown_table, timing_markdown
+from reports.report import build_report
 from reports.schema import ResultFileError
 from reports.summary import summarize
 from tests.reports.factories import make_record
@@ -13,6 +14,10 @@ from tests.reports.factories import make_record
 
 def _summary(*records):
     return summarize(Results.from_records(records)).set_index("variant")
+
+
+def _markdown(*records):
+    return timing_markdown(build_report(Results.from_records(records)))
 
 
 def test_statistics_use_only_timed_steps_of_ok_runs():
@@ -23,10 +28,25 @@ def test_statistics_use_only_timed_steps_of_ok_runs():
     row = s.loc["function/float32@cpu"]
     assert row["steps"] == 4 and row["runs"] == 2 and row["runs_ok"] == 1
     assert row["step_median_s"] == pytest.approx(0.25)
+    # type-7 quantiles of 0.1..0.4: p25 = 0.175, p10 = 0.13, p90 = 0.37
     assert row["step_p25_s"] == pytest.approx(0.175)
+    assert (row["step_p10_s"], row["step_p90_s"]) == (pytest.approx(0.13), pytest.approx(0.37))
+    assert row["step_iqr_s"] == pytest.approx(0.15)
+    assert row["step_ci_low_s"] <= 0.25 <= row["step_ci_high_s"]
     assert row["throughput"] == pytest.approx(10 / 0.25)
     assert row["first_step_s"] == 5.0
     assert row["status"] == "ok 1/2, interrupted 1/2"
+    assert row["peak_rss_bytes"] == 2**30
+
+
+def test_single_step_and_all_equal_cells():
+    s = _summary(make_record(timed=(0.2,)), make_record("x", timed=(0.3,) * 5, mode="xla"))
+    one = s.loc["function/float32@cpu"]
+    assert (one["step_median_s"], one["step_ci_low_s"], one["step_ci_high_s"]) == (0.2,) * 3
+    assert one["step_iqr_s"] == 0 and math.isnan(one["step_cv"])
+    same = s.loc["xla/float32@cpu"]
+    assert (same["step_ci_low_s"], same["step_ci_high_s"]) == (0.3, 0.3)
+    assert same["step_cv"] == 0 and same["step_iqr_s"] == 0
 
 
 def test_repeats_are_pooled():
@@ -34,24 +54,20 @@ def test_repeats_are_pooled():
         make_record("a", timed=(1.0, 2.0)), make_record("b", timed=(3.0, 4.0), first=7.0, repeat=1)
     )
     row = s.loc["function/float32@cpu"]
-    assert row["step_median_s"] == 2.5 and row["steps"] == 4
+    assert row["step_median_s"] == 2.5 and row["steps"] == 4 and row["runs_ok"] == 2
     assert row["first_step_s"] == 6.0
 
 
-def test_speedup_against_eager_float32_on_the_same_device_and_workload():
+def test_final_and_best_accuracy():
+    from tests.reports.factories import epochs_of
+
     s = _summary(
-        make_record("e", timed=(0.5, 0.5, 0.5), mode="eager"),
-        make_record("f", timed=(0.1, 0.1, 0.1)),
-        make_record("b", timed=(0.25,), precision="mixed_bfloat16"),
-        make_record("g", timed=(0.05,), device="gpu"),  # no eager gpu baseline
-        make_record("w", timed=(0.1,), batch_size=20),  # another workload: no baseline
+        make_record(epochs=epochs_of((1.0, 1.0), (0.1, 0.1), (0.9, 0.8))),
+        make_record("b", repeat=1, epochs=epochs_of((1.0, 1.0), (0.1, 0.1), (0.7, 0.8))),
     )
-    assert s.loc["eager/float32@cpu", "speedup"] == 1.0
-    function = s.loc["function/float32@cpu"]
-    assert function.loc[function["batch_size"] == 10, "speedup"].item() == 5.0
-    assert math.isnan(function.loc[function["batch_size"] == 20, "speedup"].item())
-    assert s.loc["function/mixed_bfloat16@cpu", "speedup"] == 2.0
-    assert math.isnan(s.loc["function/float32@gpu", "speedup"])
+    row = s.loc["function/float32@cpu"]
+    assert row["test_accuracy"] == pytest.approx(0.8)
+    assert row["best_test_accuracy"] == pytest.approx(0.85)
 
 
 def test_skipped_cells_keep_their_reason_and_have_no_numbers():
@@ -67,23 +83,31 @@ def test_retrace_in_the_timed_phase_is_flagged():
     assert not bool(s.loc["xla/float32@cpu", "retraced"])
 
 
-def test_timing_table_shows_each_cell():
-    table = timing_table(
-        summarize(
-            Results.from_records(
-                [
-                    make_record("e", timed=(0.5,), mode="eager"),
-                    make_record("f", timed=(0.1, 0.2, 0.3), accuracy=0.875),
-                    make_record("s", status="skipped", reason="no GPU visible", device="gpu"),
-                ]
-            )
-        )
+def test_a_cell_without_ok_runs_is_summarised_from_its_partial_runs():
+    s = _summary(make_record(timed=(4.0, 4.2), status="timeout", reason="exceeded 150 s"))
+    row = s.loc["function/float32@cpu"]
+    assert bool(row["partial"]) and row["runs_ok"] == 0
+    assert row["step_median_s"] == pytest.approx(4.1)
+    table = _markdown(make_record(timed=(4.0,), status="timeout", reason="exceeded 150 s"))
+    assert "timeout: exceeded 150 s (figures from the steps it finished)" in table
+
+
+def test_timing_markdown_shows_each_cell_with_spread_and_n():
+    table = _markdown(
+        make_record("e", timed=(0.5,), mode="eager"),
+        make_record("f", timed=(0.1, 0.2, 0.3), accuracy=0.875),
+        make_record("s", status="skipped", reason="no GPU visible", device="gpu"),
     )
-    assert "| function/float32@cpu | ok | 200.0 (150.0–250.0), n=3 | 50 | 5.00 |" in table
-    assert "87.5%" in table and "5.00×" not in table and "2.50×" in table
+    row = next(line for line in table.splitlines() if line.startswith("| function/"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:5] == ["function/float32@cpu", "ok", "200 [100–300]", "150–250", "3 (1)"]
+    assert cells[5].startswith("50.0 [")
+    assert cells[9] == "87.5%" and cells[10] == "1.00 GiB" and cells[11].startswith("2.50×")
     assert "| function/float32@gpu | skipped: no GPU visible | n/a |" in table
     assert table.startswith("**tiny model on synthetic, batch 10, 1 epoch x full epochs")
+    assert "Step ms: median [95% CI]" in table
     assert "Test accuracy after 5 training steps: BatchNorm's moving statistics" in table
+    assert "**Warnings**" in table and "each cell ran in one process" in table
 
 
 def test_markdown_table_escapes_pipes():
@@ -108,22 +132,3 @@ def test_loading_reports_the_bad_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultFileError, match="no run files"):
         load_results([tmp_path / "empty"])
-
-
-def test_a_cell_without_ok_runs_is_summarised_from_its_partial_runs():
-    s = _summary(
-        make_record(timed=(4.0, 4.2), status="timeout", reason="exceeded 150 s"),
-        make_record("e", timed=(0.2,), mode="eager"),
-    )
-    row = s.loc["function/float32@cpu"]
-    assert bool(row["partial"]) and row["runs_ok"] == 0
-    assert row["step_median_s"] == pytest.approx(4.1) and row["speedup"] == pytest.approx(0.2 / 4.1)
-    table = timing_table(
-        summarize(
-            Results.from_records(
-                [make_record(timed=(4.0,), status="timeout", reason="exceeded 150 s")]
-            )
-        )
-    )
-    assert "timeout: exceeded 150 s (figures from the steps it finished)" in table
-    assert not bool(s.loc["eager/float32@cpu", "partial"])

@@ -1,0 +1,200 @@
+"""Human-readable cells of a report: units scaled per column, every figure with its spread
+and n. Shared by the Markdown, console, LaTeX and HTML renderers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reports.comparisons import SETTLED_STEPS
+from reports.report import Report
+from reports.summary import describe_workload
+
+GROUP_KEYS = [
+    "model",
+    "dataset",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "eval_examples",
+    "seed",
+    "warmup_steps",
+    "learning_rate",
+    "drop_remainder",
+    "steps_per_call",
+]
+TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6))
+
+
+@dataclass(frozen=True)
+class DisplayTable:
+    """One table: a title (the workload), a header, rows of text, column alignment, notes."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    align: str
+    notes: list[str]
+
+
+def number(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, with thousands separators; n/a for NaN."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a" if x is None or math.isnan(x) else ("∞" if x > 0 else "-∞")
+    if x == 0:
+        return "0"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+    return f"{x:,.{decimals}f}"
+
+
+def time_unit(values: pd.Series) -> tuple[str, float]:
+    """The largest unit in which the column's median is at least 1."""
+    finite = values.astype(float).replace([np.inf, -np.inf], np.nan).dropna()
+    typical = float(finite.median()) if len(finite) else 1.0
+    for name, factor in TIME_UNITS:
+        if typical >= factor:
+            return name, factor
+    return TIME_UNITS[-1]
+
+
+def bytes_text(n: float) -> str:
+    """Bytes in binary units (MiB, GiB)."""
+    if not math.isfinite(n):
+        return "n/a"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{number(n / size)} {unit}"
+    return f"{int(n)} B"
+
+
+def _interval(low: float, high: float, scale: float = 1.0) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f" [{number(low / scale)}–{number(high / scale)}]"
+
+
+def _status(row: pd.Series) -> str:
+    if row["status"] == "ok":
+        return "ok" + (" ⚠ retraced" if row["retraced"] else "")
+    text = f"{row['status']}: {row['reason']}" if row["reason"] else str(row["status"])
+    return text + (" (figures from the steps it finished)" if row["partial"] else "")
+
+
+def _accuracy(row: pd.Series) -> str:
+    final, best = row["test_accuracy"], row["best_test_accuracy"]
+    if pd.isna(final):
+        return "n/a"
+    text = f"{final:.1%}"
+    return text + (f" (best {best:.1%})" if pd.notna(best) and best > final + 5e-4 else "")
+
+
+def _break_even(value: float) -> str:
+    if pd.isna(value):
+        return "n/a"
+    return "never" if math.isinf(value) else f"{int(value):,}"
+
+
+def _notes(group: pd.DataFrame) -> list[str]:
+    notes = []
+    trained = group["steps_trained"].max()
+    if 0 < trained < SETTLED_STEPS and group["test_accuracy"].notna().any():
+        notes.append(
+            f"Test accuracy after {int(trained)} training steps: BatchNorm's moving statistics "
+            f"take about {SETTLED_STEPS} steps to settle, so it is low for every variant; train "
+            "an epoch or more (e.g. `--preset reference`) to compare accuracy."
+        )
+    if (group["dataset"] == "synthetic").all():
+        notes.append("Synthetic data: random labels, so accuracy is not reported.")
+    return notes
+
+
+def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
+    unit, scale = time_unit(group["step_median_s"])
+    base = "/".join(report.options.baseline)
+    header = [
+        "Variant",
+        "Status",
+        f"Step {unit}: median [95% CI]",
+        f"IQR {unit}",
+        "n steps (runs)",
+        "Images/s [95% CI]",
+        "First step s",
+        "Epoch s",
+        "Eval s",
+        "Test acc.",
+        "Peak RSS",
+        f"Speedup vs {base} [95% CI]",
+        "Break-even steps",
+    ]
+    align = "llrrrrrrrrrrr"
+    target = report.options.target_accuracy
+    if target is not None:
+        header.append(f"Time to {target:.0%} s")
+        align += "r"
+    rows = []
+    for _, r in group.iterrows():
+        measured = r["steps"] > 0
+        cells = [
+            r["variant"],
+            _status(r),
+            (
+                number(r["step_median_s"] / scale)
+                + _interval(r["step_ci_low_s"], r["step_ci_high_s"], scale)
+            )
+            if measured
+            else "n/a",
+            f"{number(r['step_p25_s'] / scale)}–{number(r['step_p75_s'] / scale)}"
+            if measured
+            else "n/a",
+            f"{r['steps']:,} ({r['runs_ok'] or r['runs']})" if measured else "0",
+            (number(r["throughput"]) + _interval(r["throughput_ci_low"], r["throughput_ci_high"]))
+            if measured
+            else "n/a",
+            number(r["first_step_s"]),
+            number(r["epoch_s"]),
+            number(r["eval_s"]),
+            _accuracy(r),
+            bytes_text(r["peak_rss_bytes"]),
+            (number(r["speedup"]) + "×" + _interval(r["speedup_ci_low"], r["speedup_ci_high"]))
+            if pd.notna(r["speedup"])
+            else "n/a",
+            _break_even(r["break_even_steps"]),
+        ]
+        if target is not None:
+            reached = r.get("tta_runs_reached", 0)
+            cells.append(
+                f"{number(r['tta_s'])} ({reached}/{r['tta_runs']} runs)"
+                if reached
+                else f"not reached (0/{r.get('tta_runs', 0)} runs)"
+            )
+        rows.append(cells)
+    return header, rows, align
+
+
+def display_tables(report: Report) -> list[DisplayTable]:
+    """One table per workload, in first-seen order."""
+    tables = []
+    for _, group in report.table.groupby(GROUP_KEYS, sort=False, dropna=False):
+        header, rows, align = _rows(report, group)
+        tables.append(
+            DisplayTable(describe_workload(group.iloc[0]), header, rows, align, _notes(group))
+        )
+    return tables
+
+
+def geomean_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The geometric-mean table: per variant, over the workloads it ran on."""
+    header = ["Variant", "Cells", "Geomean speedup", "Range"]
+    rows = [
+        [
+            g["variant"],
+            str(g["cells"]),
+            number(g["geomean_speedup"]) + "×",
+            f"{number(g['min_speedup'])}–{number(g['max_speedup'])}×",
+        ]
+        for _, g in report.geomeans.iterrows()
+    ]
+    return header, rows

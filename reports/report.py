@@ -1,0 +1,88 @@
+"""A report: the summary of every cell joined with its comparisons, plus the warnings.
+
+The pipeline is load -> summarise -> compare -> render; this module is the middle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from reports import comparisons
+from reports.checks import Finding, stability_findings
+from reports.frames import Results
+from reports.schema import COMPARABLE_FIELDS
+from reports.summary import BASELINE, summarize
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Choices a reader makes.
+
+    Attributes:
+      baseline: (mode, precision) every cell is compared against, on its own device and
+        workload.
+      target_accuracy: test accuracy for time-to-accuracy (e.g. 0.85); None skips it.
+      parity_tolerance: how far (absolute) a mixed-precision cell's final accuracy may fall
+        below its float32 counterpart before it is flagged.
+    """
+
+    baseline: tuple[str, str] = BASELINE
+    target_accuracy: float | None = None
+    parity_tolerance: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"target_accuracy={self.target_accuracy!r} must be in (0, 1]")
+        if not 0 <= self.parity_tolerance < 1:
+            raise ValueError(f"parity_tolerance={self.parity_tolerance!r} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the renderers show."""
+
+    results: Results
+    options: ReportOptions
+    table: pd.DataFrame  # one row per cell: summary, speedup, break-even, time-to-accuracy
+    geomeans: pd.DataFrame
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def environments(self) -> list[dict[str, Any]]:
+        """The distinct fingerprints (comparable fields, plus host and commit) of the runs."""
+        keys = (
+            *COMPARABLE_FIELDS,
+            "hostname",
+            "platform",
+            "numpy",
+            "git_commit",
+            "git_dirty",
+            "tapebench",
+        )
+        seen: dict[str, dict[str, Any]] = {}
+        for r in self.results.records:
+            if r.status == "skipped":
+                continue
+            fp = {k: r.fingerprint.get(k) for k in keys}
+            seen.setdefault(json.dumps(fp, sort_keys=True, default=str), fp)
+        return list(seen.values())
+
+
+def build_report(results: Results, options: ReportOptions | None = None) -> Report:
+    """Summarises and compares ``results``."""
+    options = options or ReportOptions()
+    summary = summarize(results)
+    table = summary.join(comparisons.speedups(results, summary, options.baseline))
+    table["break_even_steps"] = comparisons.break_even(summary, options.baseline)
+    if options.target_accuracy is not None:
+        table = table.join(comparisons.time_to_accuracy(results, summary, options.target_accuracy))
+    findings = stability_findings(summary, results.records)
+    findings += [
+        Finding("accuracy-parity", str(issue).split(": ", 1)[1], issue.variant)
+        for issue in comparisons.accuracy_parity(summary, options.parity_tolerance)
+    ]
+    return Report(results, options, table, comparisons.geometric_means(table), findings)

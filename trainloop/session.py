@@ -1,0 +1,87 @@
+"""A training session: model, optimizer and the wrapped steps of one variant, built once.
+
+Both the timed loop and the pytest-benchmark suite train through a session, so they run
+exactly the same step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from trainloop import inputs
+from trainloop.config import Variant, Workload
+from trainloop.devices import device_scope
+from trainloop.models import create_model
+from trainloop.step import (
+    StepFn,
+    create_device_sync,
+    create_eval_step,
+    create_optimizer,
+    create_train_step,
+    precision_policy,
+    wrap_step,
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """The built pieces of one variant. Use it inside :func:`open_session`'s block, where
+    the device scope is active."""
+
+    variant: Variant
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    train_step: StepFn
+    eval_step: StepFn
+    sync: Callable[[], None]
+    sync_method: str
+    device: str
+    policy: str
+
+    def describe(self) -> dict[str, Any]:
+        """Parameter count, dtypes, sync method and device, for the run record."""
+        first = self.model.layers[0]
+        return {
+            "parameters": int(self.model.count_params()),
+            "policy": self.policy,
+            "compute_dtype": str(first.compute_dtype),
+            "variable_dtype": str(first.variable_dtype),
+            "sync_method": self.sync_method,
+            "device": self.device,
+        }
+
+
+@contextlib.contextmanager
+def open_session(variant: Variant, workload: Workload, num_classes: int = 10) -> Iterator[Session]:
+    """Seeds everything, then builds the model under the variant's precision policy on its
+    device, with the optimizer built before any tracing (else the first call traces twice).
+
+    Raises:
+      trainloop.devices.DeviceUnavailableError: the variant's device is not visible.
+    """
+    keras.utils.set_random_seed(workload.seed)
+    with device_scope(variant.device) as device, precision_policy(variant.precision) as policy:
+        model = create_model(workload.model, num_classes)
+        optimizer = create_optimizer(workload.learning_rate, workload.epochs, variant.precision)
+        optimizer.build(model.trainable_variables)
+        loss_fn = keras.losses.CategoricalCrossentropy()
+        signature = inputs.input_signature(num_classes)
+        sync, sync_method = create_device_sync()
+        yield Session(
+            variant=variant,
+            model=model,
+            optimizer=optimizer,
+            train_step=wrap_step(
+                create_train_step(model, loss_fn, optimizer), variant.mode, signature
+            ),
+            eval_step=wrap_step(create_eval_step(model), variant.mode, signature),
+            sync=sync,
+            sync_method=sync_method,
+            device=device,
+            policy=policy.name,
+        )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.config import Cell, RunOptions, cell_label
-from bench.fingerprint import SOURCE_ROOT
+from bench.fingerprint import COMMIT_MARKER, SOURCE_ROOT
 from bench.matrix import create_plan
 from bench.progress import Progress
 from bench.runner import Job, execute_run
@@ -69,6 +69,7 @@ def export_revision(rev: str, target: Path, repo: Path = SOURCE_ROOT) -> str:
         tar.extractall(target, filter="data")
     if not (target / "bench" / "worker.py").is_file():
         raise RevisionError(f"revision {rev!r} has no bench/worker.py: not a tapebench tree")
+    (target / COMMIT_MARKER).write_text(commit + "\n")
     return commit
 
 
@@ -103,9 +104,9 @@ def run_ab(
     jobs = []
     for slot_b, slot_c in zip(plans["baseline"]["slots"], plans["candidate"]["slots"], strict=True):
         pair = []
-        for name, slot, source, delay in (
-            ("baseline", slot_b, str(tree), 0.0),
-            ("candidate", slot_c, str(SOURCE_ROOT), inject_delay_s),
+        for name, slot, source, source_commit, delay in (
+            ("baseline", slot_b, str(tree), commit, 0.0),
+            ("candidate", slot_c, str(SOURCE_ROOT), None, inject_delay_s),
         ):
             plan, cell = plans[name], plans[name]["cells"][slot["cell_index"]]
             pair.append(
@@ -121,6 +122,7 @@ def run_ab(
                         intra_op_threads=options.intra_op_threads,
                         inter_op_threads=options.inter_op_threads,
                         source_root=source,
+                        source_commit=source_commit,
                         inject_delay_s=delay,
                     ),
                 )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
+COMMIT_MARKER = ".tapebench-commit"  # written into source trees exported from git
 
 
 def _cpu_model() -> str:
@@ -76,12 +77,16 @@ def source_revision() -> dict[str, Any]:
     Read afresh for every run: workers import the source anew, so an edit made while a
     matrix runs shows up as ``git_dirty`` on the runs that used it.
     """
+    commit = _git("rev-parse", "--show-toplevel")
+    if commit is None or Path(commit).resolve() != SOURCE_ROOT:
+        # Not a checkout of its own (e.g. a tree exported by `tapebench ab`): the exporter
+        # leaves the commit in a marker file.
+        marker = SOURCE_ROOT / COMMIT_MARKER
+        exported = marker.read_text().strip() if marker.is_file() else None
+        return {"git_commit": exported, "git_dirty": False if exported else None}
     commit = _git("rev-parse", "HEAD")
-    dirty = None
-    if commit:
-        status = _git("status", "--porcelain", "--untracked-files=no")
-        dirty = bool(status) if status is not None else None
-    return {"git_commit": commit, "git_dirty": dirty}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 
 def host_fingerprint() -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Job:
     probe: bool = False
     source_root: str | None = None  # the tapebench source the worker runs (default: this)
     inject_delay_s: float = 0.0  # a known per-step slowdown, for validating the gate
+    source_commit: str | None = None  # the commit source_root was exported from, if known
 
     def worker_input(self, events_fd: int) -> str:
         """The JSON document the worker takes as its argument."""
@@ -103,6 +104,12 @@ class RunAssembler:
         elif kind == "end":
             self.end = event
 
+    def _fingerprint(self) -> dict[str, Any]:
+        fingerprint = merge_fingerprint(self.runtime)
+        if self.job.source_commit:  # an exported tree cannot tell its own commit reliably
+            fingerprint.update(git_commit=self.job.source_commit, git_dirty=False)
+        return fingerprint
+
     def record(self, status: str, reason: str | None, **run: Any) -> RunRecord:
         """The RunRecord with the given outcome."""
         j = self.job
@@ -116,7 +123,7 @@ class RunAssembler:
             reason=reason,
             data_source=j.data_source,
             info=self.info,
-            fingerprint=merge_fingerprint(self.runtime),
+            fingerprint=self._fingerprint(),
             steps=self.steps,
             epochs=tuple(self.epochs),
             **run,

@@ -28,6 +28,7 @@ from bench.parsing import (
     parse_seconds_or_none,
     parse_variants,
     parse_variants_one,
+    parse_window,
 )
 from reports.export import FORMATS
 from trainloop.config import DATASETS, DEVICES, MODELS, MODES, PRECISIONS
@@ -177,6 +178,13 @@ def _add_run_parser(sub: Any) -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE.toml",
         help="read options from a TOML file (keys: the long option names)",
+    )
+    g.add_argument(
+        "--profile",
+        type=parse_window,
+        metavar="FIRST:LAST",
+        help="also run each cell once more, tracing steps FIRST..LAST-1 with the TensorFlow "
+        "profiler (traces go to OUTPUT/traces; their timings stay out of the statistics)",
     )
     g.add_argument(
         "--resume",

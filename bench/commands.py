@@ -25,7 +25,7 @@ from bench.signals import StopRequest, stop_on_signals
 from reports.export import console_text, write_table
 from reports.frames import Results
 from reports.html import html_report
-from reports.load import load_records
+from reports.load import load_results
 from reports.markdown import timing_markdown
 from reports.regression import (
     GatePolicy,
@@ -98,6 +98,7 @@ def _plan(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, D
             intra_op_threads=args.intra_op_threads,
             inter_op_threads=args.inter_op_threads,
             timeout_s=getattr(args, "timeout", PRESET_TIMEOUTS[args.preset]),
+            profile=getattr(args, "profile", None),
         )
         sources: dict[str, DataSource] = {
             name: locate_dataset(name, args.data_dir)
@@ -133,7 +134,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _finish(result: MatrixResult, stop: StopRequest) -> int:
     where = result.results.root
     if result.records:
-        table = timing_markdown(build_report(Results.from_records(result.records)))
+        roots = {r.run_id: where for r in result.records}
+        table = timing_markdown(build_report(Results.from_records(result.records, roots)))
         result.results.write_table(result.invocation_id, table + "\n")
         print(table)
     if result.pending:
@@ -201,7 +203,8 @@ def list_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """``tapebench report``: tables, figures and an HTML page from stored records."""
     try:
-        records = load_records(args.results)
+        loaded = load_results(args.results)
+        records = list(loaded.records)
         if args.invocation:
             records = [r for r in records if r.invocation_id in args.invocation]
             if not records:
@@ -216,7 +219,7 @@ def report_command(args: argparse.Namespace) -> int:
             raise ValueError("--format parquet writes files: add --out DIR")
     except (ResultFileError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    report = build_report(Results.from_records(records), options)
+    report = build_report(Results.from_records(records, loaded.roots), options)
     if args.out is None:
         text = {"markdown": timing_markdown, "console": console_text}
         for fmt in args.format:

@@ -68,6 +68,7 @@ class RunOptions:
       data_dir: a directory holding the dataset files, or None to search the usual places.
       intra_op_threads, inter_op_threads: TensorFlow thread pools (0 = TensorFlow's default).
       timeout_s: wall-clock limit per run, or None.
+      profile: steps ``(first, last)`` to trace in one extra profiling run per cell.
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -75,8 +76,13 @@ class RunOptions:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     timeout_s: float | None = None
+    profile: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.profile is not None and not 0 <= self.profile[0] < self.profile[1]:
+            raise ValueError(
+                f"profile window {self.profile[0]}:{self.profile[1]} must satisfy 0 <= first < last"
+            )
         for name in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

@@ -63,15 +63,30 @@ def create_plan(
     sources: dict[str, DataSource],
     argv: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The manifest of a new invocation: cells, options and interleaved slots."""
+    """The manifest of a new invocation: cells, options and interleaved slots.
+
+    With ``options.profile=(first, last)``, every cell also gets one profiling run, after
+    all timing runs, that traces steps ``[first, last)``.
+    """
     if repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
+    profile = options.profile
     invocation = new_invocation_id()
     slots = [
         {"slot_id": f"{invocation}-c{i:02d}-r{r}", "cell_index": i, "repeat": r}
         for r in range(repeats)
         for i in range(len(cells))
     ]
+    if profile is not None:
+        slots += [
+            {
+                "slot_id": f"{invocation}-c{i:02d}-p",
+                "cell_index": i,
+                "repeat": 0,
+                "purpose": "profile",
+            }
+            for i in range(len(cells))
+        ]
     return {
         "kind": MANIFEST_KIND,
         "schema_version": MANIFEST_VERSION,
@@ -87,6 +102,7 @@ def create_plan(
             "inter_op_threads": options.inter_op_threads,
         },
         "slots": slots,
+        "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
         "state": "planned",
     }
 
@@ -147,7 +163,32 @@ def current_record(attempts: Sequence[RunRecord]) -> RunRecord | None:
     return candidates[-1] if candidates else None
 
 
-def _jobs(manifest: dict[str, Any], done: dict[str, list[RunRecord]]) -> list[Job]:
+def trace_run_name(cell: dict[str, Any], invocation_id: str) -> str:
+    """The directory name of a cell's trace: readable, unique per invocation, no slashes."""
+    label = (
+        f"{cell['mode']}-{cell['precision']}-{cell['device']}_{cell['model']}_"
+        f"{cell['dataset']}_b{cell['batch_size']}"
+    )
+    return f"{label}_{invocation_id.rsplit('-', 1)[-1]}"
+
+
+def _profile_job(
+    manifest: dict[str, Any], slot: dict[str, Any], cell: dict[str, Any], results: ResultsDir
+) -> dict[str, Any] | None:
+    if slot.get("purpose") != "profile":
+        return None
+    window = manifest["profile"]
+    return {
+        "first": window["first"],
+        "last": window["last"],
+        "trace_root": str((results.root / "traces").resolve()),
+        "run_name": trace_run_name(cell, manifest["invocation_id"]),
+    }
+
+
+def _jobs(
+    manifest: dict[str, Any], done: dict[str, list[RunRecord]], results: ResultsDir
+) -> list[Job]:
     """Jobs for the slots that have no record other than interrupted ones."""
     jobs = []
     options = manifest["options"]
@@ -167,6 +208,8 @@ def _jobs(manifest: dict[str, Any], done: dict[str, list[RunRecord]]) -> list[Jo
                 data_source=manifest["data_sources"][cell["dataset"]],
                 intra_op_threads=options["intra_op_threads"],
                 inter_op_threads=options["inter_op_threads"],
+                purpose=slot.get("purpose", "timing"),
+                profile=_profile_job(manifest, slot, cell, results),
             )
         )
     return jobs
@@ -198,7 +241,7 @@ def _execute(
     invocation = manifest["invocation_id"]
     with _locked(results, invocation):
         done = _existing(results, invocation)
-        jobs = _jobs(manifest, done)
+        jobs = _jobs(manifest, done, results)
         finished = _skip_without_gpu(jobs, results)
         todo = [j for j in jobs if j.run_id not in finished]
         timeout = manifest["options"]["timeout_s"]
@@ -210,7 +253,11 @@ def _execute(
         for job in todo:
             if stop.requested:
                 break
-            progress.run_begin(cell_label(job.cell, job.repeat), job.cell["epochs"])
+            label = cell_label(job.cell, None if job.profile else job.repeat)
+            progress.run_begin(
+                label + (" (profiling)" if job.profile else ""),
+                1 if job.profile else job.cell["epochs"],
+            )
             record = execute_run(
                 job, results.log_path(job.run_id), timeout, progress.on_event, stop
             )

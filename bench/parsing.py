@@ -130,3 +130,17 @@ def parse_nonnegative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
     return value
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """``FIRST:LAST``, a half-open range of steps with 0 <= FIRST < LAST."""
+    first, sep, last = text.partition(":")
+    try:
+        window = (int(first), int(last))
+    except ValueError:
+        window = (-1, -1)
+    if not sep or not 0 <= window[0] < window[1]:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FIRST:LAST steps with 0 <= FIRST < LAST, e.g. 20:25"
+        )
+    return window

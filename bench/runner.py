@@ -46,6 +46,8 @@ class Job:
     source_root: str | None = None  # the tapebench source the worker runs (default: this)
     inject_delay_s: float = 0.0  # a known per-step slowdown, for validating the gate
     source_commit: str | None = None  # the commit source_root was exported from, if known
+    purpose: str = "timing"
+    profile: dict[str, Any] | None = None  # first, last, trace_root, run_name
 
     def worker_input(self, events_fd: int) -> str:
         """The JSON document the worker takes as its argument."""
@@ -62,6 +64,7 @@ class Job:
                 "intra_op_threads": self.intra_op_threads,
                 "inter_op_threads": self.inter_op_threads,
                 "inject_delay_s": self.inject_delay_s,
+                "profile": self.profile,
             }
         )
 
@@ -101,6 +104,8 @@ class RunAssembler:
             seconds = event["train_seconds"]
             data["samples_per_second"] = event["train_examples"] / seconds if seconds else 0.0
             self.epochs.append(EpochRecord(**data))
+        elif kind == "trace":
+            self.info["trace"] = event["relative_path"]
         elif kind == "end":
             self.end = event
 
@@ -116,6 +121,7 @@ class RunAssembler:
         return RunRecord(
             run_id=j.run_id,
             slot_id=j.slot_id,
+            purpose=j.purpose,
             invocation_id=j.invocation_id,
             cell=j.cell,
             repeat=j.repeat,

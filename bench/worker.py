@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -97,6 +99,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
 
     from trainloop.devices import DeviceUnavailableError, describe_runtime
     from trainloop.loop import DivergedError, TrainingLoop
+    from trainloop.profiling import TraceWindow
 
     _configure_threads(job)
     log(f"pid {os.getpid()}, run {job.get('run_id')}, source {SOURCE_ROOT}")
@@ -106,10 +109,26 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
         return "ok", None
     variant, workload = Variant(**job["variant"]), Workload(**job["workload"])
     delay = float(job.get("inject_delay_s") or 0.0)
+    profile = job.get("profile")
+    trace, capture = None, None
+    if profile:  # a profiling pass: trace the window, stop after it, skip evaluation
+        capture = Path(profile["trace_root"]) / f".capture-{job['run_id']}"
+        trace = TraceWindow(str(capture), profile["first"], profile["last"])
+        workload = workload.replace(eval_examples=0)
     try:
         data = load_arrays(DataSource.from_dict(job["data_source"]), seed=workload.seed)
         log("data loaded; building the model")
-        TrainingLoop(variant, workload, data, inject_delay_s=delay).run(EventListener(events))
+        loop = TrainingLoop(
+            variant,
+            workload,
+            data,
+            inject_delay_s=delay,
+            trace=trace,
+            max_steps=profile["last"] if profile else None,
+        )
+        loop.run(EventListener(events))
+        if profile and capture is not None:
+            _publish_trace(capture, profile, events)
     except DeviceUnavailableError as exc:
         return "skipped", str(exc)
     except DivergedError as exc:
@@ -120,6 +139,24 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     except DataFileError as exc:
         return "failed", str(exc)
     return "ok", None
+
+
+def _publish_trace(capture: Path, profile: dict[str, Any], events: EventWriter) -> None:
+    """Moves the captured session to ``<trace_root>/plugins/profile/<run_name>``, the
+    layout xprof and TensorBoard read, with one run name per cell."""
+    from trainloop.profiling import session_dirs
+
+    sessions = session_dirs(capture)
+    if not sessions:
+        raise RuntimeError(f"the profiler wrote no trace under {capture}")
+    target = Path(profile["trace_root"]) / "plugins" / "profile" / profile["run_name"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)  # a re-run of the slot replaces its trace
+    os.replace(sessions[-1], target)
+    shutil.rmtree(capture, ignore_errors=True)
+    log(f"trace written to {target}")
+    events.emit("trace", relative_path=f"traces/plugins/profile/{profile['run_name']}")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -198,3 +198,64 @@ def geomean_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         for _, g in report.geomeans.iterrows()
     ]
     return header, rows
+
+
+@dataclass(frozen=True)
+class ProfileDisplay:
+    """One cell's profile: a heading line, the top-ops table and the category table."""
+
+    title: str
+    summary: str
+    ops: DisplayTable
+    categories: DisplayTable
+
+
+def profile_displays(report: Report) -> list[ProfileDisplay]:
+    """The profile summaries, ready to render."""
+    out = []
+    for p in report.profiles:
+        diff = p.profiler_step_ms / p.harness_step_ms - 1
+        flag = " ⚠ more than 10% apart" if abs(diff) > 0.10 else ""
+        summary = (
+            f"profiler step time {number(p.profiler_step_ms)} ms vs the harness's "
+            f"{number(p.harness_step_ms)} ms for the same {p.steps} steps "
+            f"({diff:+.1%}){flag}"
+        )
+        op_rows = [
+            [
+                str(r["rank"]),
+                str(r["operation"]),
+                str(r["type"]),
+                r["category"],
+                f"{int(r['occurrences']):,}",
+                number(r["total_ms"]),
+                number(r["per_step_ms"]),
+                f"{r['share']:.1%}",
+            ]
+            for _, r in p.top_ops.iterrows()
+        ]
+        ops = DisplayTable(
+            f"Top {len(op_rows)} operations by self time",
+            [
+                "#",
+                "Operation",
+                "Type",
+                "Category",
+                "Occurrences",
+                "Total ms",
+                "Per step ms",
+                "Share of busy time",
+            ],
+            op_rows,
+            "rlllrrrr",
+            list(p.notes),
+        )
+        cat_rows = [
+            [r["category"], number(r["per_step_ms"]), f"{r['share']:.1%}"]
+            for _, r in p.categories.iterrows()
+        ]
+        categories = DisplayTable(
+            "By category", ["Category", "Per step ms", "Share"], cat_rows, "lrr", []
+        )
+        out.append(ProfileDisplay(f"{p.variant} ({p.workload})", summary, ops, categories))
+    return out

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -53,6 +54,8 @@ def run_row(record: RunRecord) -> dict[str, object]:
         "variant": record.variant_name,
         "repeat": record.repeat,
         "status": record.status,
+        "purpose": record.purpose,
+        "trace": record.info.get("trace"),
         "reason": record.reason,
         **{f: record.cell[f] for f in CELL_FIELDS},
         **{f: record.info.get(f) for f in INFO_FIELDS},
@@ -94,15 +97,29 @@ def epochs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Results:
-    """Records and their three tidy frames."""
+    """Records and their three tidy frames; ``roots`` maps run ids to the results
+    directory each was read from (where its trace and log paths are relative to)."""
 
     records: tuple[RunRecord, ...]
     runs: pd.DataFrame
     steps: pd.DataFrame
     epochs: pd.DataFrame
+    roots: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: Sequence[RunRecord]) -> Results:
+    def from_records(
+        cls, records: Sequence[RunRecord], roots: dict[str, Path] | None = None
+    ) -> Results:
         """Builds the frames from ``records``."""
         records = tuple(records)
-        return cls(records, runs_frame(records), steps_frame(records), epochs_frame(records))
+        return cls(
+            records,
+            runs_frame(records),
+            steps_frame(records),
+            epochs_frame(records),
+            dict(roots or {}),
+        )
+
+    def with_purpose(self, purpose: str) -> Results:
+        """Only the runs of ``purpose`` (``timing`` or ``profile``)."""
+        return Results.from_records([r for r in self.records if r.purpose == purpose], self.roots)

@@ -7,7 +7,7 @@ import base64
 import html
 from datetime import UTC, datetime
 
-from reports.display import display_tables, geomean_rows
+from reports.display import display_tables, geomean_rows, profile_displays
 from reports.figures import all_figures
 from reports.report import Report
 
@@ -89,6 +89,28 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
             "so slowdowns count.</p>",
             _table(header, rows, "lrrr", table_id="geomeans"),
         ]
+    displays = profile_displays(report)
+    if displays:
+        sections += [
+            "<h2>Profiles</h2>",
+            '<p class="note">From a separate profiling run per '
+            "cell, so the timings above are not distorted. View the traces with "
+            "<code>xprof --logdir RESULTS/traces</code>.</p>",
+        ]
+    for i, d in enumerate(displays):
+        sections += [
+            f"<h3>{html.escape(d.title)}</h3>",
+            f'<p class="note">{html.escape(d.summary)}</p>',
+            _table(d.ops.header, d.ops.rows, d.ops.align, d.ops.title, f"profile-ops-{i}"),
+            _table(
+                d.categories.header,
+                d.categories.rows,
+                d.categories.align,
+                d.categories.title,
+                f"profile-categories-{i}",
+            ),
+        ]
+        sections += [f'<p class="note">{html.escape(n)}</p>' for n in d.ops.notes]
     sections.append("<h2>Warnings</h2>")
     if report.findings:
         items = "".join(f"<li>{html.escape(str(f))}</li>" for f in report.findings)

@@ -22,6 +22,18 @@ def _run_files(path: Path) -> list[Path]:
     return files
 
 
+def _load(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[RunRecord], dict[str, Path]]:
+    records: list[RunRecord] = []
+    roots: dict[str, Path] = {}
+    for path in paths:
+        for file in _run_files(Path(path)):
+            record = read_run(file)
+            records.append(record)
+            folder = file.parent
+            roots[record.run_id] = folder.parent if folder.name == "runs" else folder
+    return records, roots
+
+
 def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[RunRecord]:
     """Reads every run in the given results directories, run directories or run files.
 
@@ -29,12 +41,10 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[RunRecord]:
       ResultFileError: naming the first file that is corrupt, truncated or of an unknown
         schema version, or a path holding no runs.
     """
-    records: list[RunRecord] = []
-    for path in paths:
-        records.extend(read_run(f) for f in _run_files(Path(path)))
-    return records
+    return _load(paths)[0]
 
 
 def load_results(paths: Iterable[str | os.PathLike[str]]) -> Results:
-    """:func:`load_records`, as tidy DataFrames."""
-    return Results.from_records(load_records(paths))
+    """:func:`load_records`, as tidy DataFrames (remembering where each run was read)."""
+    records, roots = _load(paths)
+    return Results.from_records(records, roots)

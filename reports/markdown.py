@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reports.display import display_tables, geomean_rows
+from reports.display import display_tables, geomean_rows, profile_displays
 from reports.report import Report
 
 
@@ -35,6 +35,20 @@ def timing_markdown(report: Report) -> str:
             "**Geometric-mean speedup over workloads** (not clipped: slowdowns "
             "count)\n\n" + markdown_table(header, rows, "lrrr")
         )
+    displays = profile_displays(report)
+    if displays:
+        parts.append(
+            "**Profiles** (a separate profiling run per cell; `xprof --logdir "
+            "RESULTS/traces` shows the traces)"
+        )
+    for d in displays:
+        parts.append(
+            f"*{d.title}*: {d.summary}\n\n"
+            + markdown_table(d.ops.header, d.ops.rows, d.ops.align)
+            + "\n\n"
+            + markdown_table(d.categories.header, d.categories.rows, d.categories.align)
+        )
+        parts.extend(d.ops.notes)
     if report.findings:
         parts.append("**Warnings**\n\n" + "\n".join(f"- {f}" for f in report.findings))
     return "\n\n".join(parts)

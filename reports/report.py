@@ -14,6 +14,7 @@ import pandas as pd
 from reports import comparisons
 from reports.checks import Finding, stability_findings
 from reports.frames import Results
+from reports.profiles import MISMATCH, ProfileSummary, summarize_profiles
 from reports.schema import COMPARABLE_FIELDS
 from reports.summary import BASELINE, summarize
 
@@ -50,6 +51,7 @@ class Report:
     table: pd.DataFrame  # one row per cell: summary, speedup, break-even, time-to-accuracy
     geomeans: pd.DataFrame
     findings: list[Finding] = field(default_factory=list)
+    profiles: list[ProfileSummary] = field(default_factory=list)
 
     @property
     def environments(self) -> list[dict[str, Any]]:
@@ -75,6 +77,8 @@ class Report:
 def build_report(results: Results, options: ReportOptions | None = None) -> Report:
     """Summarises and compares ``results``."""
     options = options or ReportOptions()
+    profiles, problems = summarize_profiles(results.with_purpose("profile"))
+    results = results.with_purpose("timing")
     summary = summarize(results)
     table = summary.join(comparisons.speedups(results, summary, options.baseline))
     table["break_even_steps"] = comparisons.break_even(summary, options.baseline)
@@ -85,4 +89,16 @@ def build_report(results: Results, options: ReportOptions | None = None) -> Repo
         Finding("accuracy-parity", str(issue).split(": ", 1)[1], issue.variant)
         for issue in comparisons.accuracy_parity(summary, options.parity_tolerance)
     ]
-    return Report(results, options, table, comparisons.geometric_means(table), findings)
+    findings += [Finding("profile", p) for p in problems]
+    findings += [
+        Finding(
+            "profile-mismatch",
+            f"the profiler's median step time ({p.profiler_step_ms:.2f} "
+            f"ms) differs from the harness's ({p.harness_step_ms:.2f} ms) for the same "
+            f"steps by {p.mismatch:.0%} (more than {MISMATCH:.0%})",
+            p.variant,
+        )
+        for p in profiles
+        if p.mismatch > MISMATCH
+    ]
+    return Report(results, options, table, comparisons.geometric_means(table), findings, profiles)

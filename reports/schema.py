@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 SCHEMA_VERSION = 1
 KIND = "tapebench.run"
 STATUSES = ("ok", "skipped", "failed", "diverged", "oom", "timeout", "interrupted")
-PHASES = ("first", "warmup", "timed", "partial")
+PURPOSES = ("timing", "profile")  # a profile run captures a trace; its timings are not used
+PHASES = ("first", "warmup", "timed", "partial", "profiled")
 VARIANT_FIELDS = ("mode", "precision", "device", "steps_per_call")
 WORKLOAD_FIELDS = (
     "model",
@@ -131,6 +132,7 @@ class RunRecord:
     repeat: int
     status: str
     slot_id: str | None = None
+    purpose: str = "timing"
     reason: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -145,6 +147,8 @@ class RunRecord:
     epochs: tuple[EpochRecord, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"purpose={self.purpose!r} is not one of {', '.join(PURPOSES)}")
         if self.status not in STATUSES:
             raise ValueError(f"status={self.status!r} is not one of {', '.join(STATUSES)}")
         missing = [f for f in CELL_FIELDS if f not in self.cell]

@@ -14,6 +14,7 @@ The loop knows nothing about files or benchmarks: it reports to a :class:`LoopLi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import tensorflow as tf
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.datasets import ArrayData
+from trainloop.profiling import TraceWindow
 from trainloop.session import open_session
 from trainloop.step import tracing_count
 
@@ -90,6 +92,9 @@ class LoopListener(Protocol):
     def epoch_end(self, result: EpochResult) -> None: ...
 
 
+_UNMARKED = contextlib.nullcontext()
+
+
 def _busy_wait(start: float, seconds: float) -> float:
     """Spins until ``seconds`` after ``start`` (a sleep could oversleep); returns the end."""
     end = start + seconds
@@ -99,9 +104,11 @@ def _busy_wait(start: float, seconds: float) -> float:
     return now
 
 
-def _phase(global_step: int, warmup: int, partial: bool) -> str:
+def _phase(global_step: int, warmup: int, partial: bool, profiled: bool = False) -> str:
     if global_step == 0:
         return "first"
+    if profiled:
+        return "profiled"
     if partial:
         return "partial"
     return "warmup" if global_step <= warmup else "timed"
@@ -128,14 +135,29 @@ class TrainingLoop:
     """One cell's training: builds model, optimizer and steps, then runs the epochs."""
 
     def __init__(
-        self, variant: Variant, workload: Workload, data: ArrayData, inject_delay_s: float = 0.0
+        self,
+        variant: Variant,
+        workload: Workload,
+        data: ArrayData,
+        inject_delay_s: float = 0.0,
+        trace: TraceWindow | None = None,
+        max_steps: int | None = None,
     ) -> None:
-        """``inject_delay_s`` adds a busy wait to every step, inside its timed interval:
-        a known slowdown for validating regression checks. It is reported in LoopInfo."""
+        """
+        Args:
+          inject_delay_s: a busy wait added to every step, inside its timed interval: a
+            known slowdown for validating regression checks. Reported in LoopInfo.
+          trace: a window of steps to capture with the profiler; those steps are phase
+            ``profiled``. Starting the profiler and exporting the trace are kept out of
+            every step's interval (not out of the epoch time).
+          max_steps: stop training after this many steps (over all epochs).
+        """
         if inject_delay_s < 0:
             raise ValueError(f"inject_delay_s={inject_delay_s!r} must be >= 0")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps={max_steps!r} must be >= 1")
         self.variant, self.workload, self.data = variant, workload, data
-        self.inject_delay_s = inject_delay_s
+        self.inject_delay_s, self.trace, self.max_steps = inject_delay_s, trace, max_steps
         w = workload
         full = inputs.steps_per_epoch(len(data.x_train), w.batch_size, w.drop_remainder)
         self.steps_per_epoch = min(full, w.steps_per_epoch or full)
@@ -171,6 +193,8 @@ class TrainingLoop:
                 injected_delay_s=self.inject_delay_s,
             )
             for epoch in range(w.epochs):
+                if self.max_steps is not None and epoch * self.steps_per_epoch >= self.max_steps:
+                    break
                 train_s, examples, train_loss = self._train_epoch(
                     epoch, train_ds, train_step, sync, listener, describe
                 )
@@ -180,6 +204,11 @@ class TrainingLoop:
                         epoch, train_s, examples, train_loss, evaluated, tracing_count(train_step)
                     )
                 )
+
+    def _mark(self, step: int) -> contextlib.AbstractContextManager[None]:
+        """The profiler's step marker for traced steps; a shared no-op otherwise."""
+        trace = self.trace
+        return trace.step(step) if trace is not None and trace.covers(step) else _UNMARKED
 
     def _epoch_result(
         self,
@@ -235,8 +264,12 @@ class TrainingLoop:
         describe: dict[str, Any],
     ) -> tuple[float, int, float]:
         """Runs one epoch's steps; returns (seconds, examples, mean loss)."""
-        n, w, delay = self.steps_per_epoch, self.workload, self.inject_delay_s
-        first_global = epoch * n
+        w, delay, trace = self.workload, self.inject_delay_s, self.trace
+        first_global = epoch * self.steps_per_epoch
+        n = self.steps_per_epoch
+        if self.max_steps is not None:
+            n = min(n, self.max_steps - first_global)
+        partial_last = self._partial_last and n == self.steps_per_epoch
         seconds: list[float] = []
         losses: list[float] = []
         next_progress = 0.0
@@ -244,15 +277,22 @@ class TrainingLoop:
         iterator = iter(dataset)  # creating it is part of the epoch (and of step 0)
         try:
             for i in range(n):
+                if trace is not None and trace.first == first_global + i:
+                    trace.before(first_global + i)  # starting the profiler is not a step
+                    t_prev = time.perf_counter()
                 images, labels = next(iterator)
-                loss = float(step(images, labels))
-                sync()
+                with self._mark(first_global + i):
+                    loss = float(step(images, labels))
+                    sync()
                 t = time.perf_counter()
                 if delay:
                     t = _busy_wait(t, delay)
                 seconds.append(t - t_prev)
                 losses.append(loss)
                 t_prev = t
+                if trace is not None and trace.last - 1 == first_global + i:
+                    trace.after(first_global + i)  # exporting the trace is not a step
+                    t_prev = time.perf_counter()
                 if first_global + i == 0:
                     listener.loop_begin(
                         LoopInfo(
@@ -268,13 +308,18 @@ class TrainingLoop:
                     next_progress = t + PROGRESS_INTERVAL_S
         finally:
             phases = tuple(
-                _phase(first_global + i, w.warmup_steps, self._partial_last and i == n - 1)
+                _phase(
+                    first_global + i,
+                    w.warmup_steps,
+                    partial_last and i == n - 1,
+                    trace is not None and trace.covers(first_global + i),
+                )
                 for i in range(len(seconds))
             )
             listener.steps_end(
                 StepChunk(epoch, first_global, tuple(seconds), tuple(losses), phases)
             )
         examples = (n - 1) * w.batch_size + (
-            len(self.data.x_train) % w.batch_size if self._partial_last else w.batch_size
+            len(self.data.x_train) % w.batch_size if partial_last else w.batch_size
         )
         return t_prev - start, examples, sum(losses) / len(losses)

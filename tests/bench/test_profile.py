@@ -1,0 +1,120 @@
+"""Profiling passes: a real trace of the tiny model, summarised without a UI, and served
+by a real xprof on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.load import load_results
+from reports.markdown import timing_markdown
+from reports.report import build_report
+from tests.bench.test_cli import run_cli
+
+ARGS = [
+    "--model",
+    "tiny",
+    "--dataset",
+    "synthetic",
+    "--devices",
+    "cpu",
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "10",
+    "--warmup-steps",
+    "2",
+    "--eval-examples",
+    "0",
+    "--variants",
+    "function,xla",
+    "--profile",
+    "4:7",
+]
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("profiled")
+    result = run_cli(tmp, "run", *ARGS, "-o", str(tmp / "out"))
+    assert result.returncode == 0, result.stderr
+    return tmp / "out", result
+
+
+def test_a_profiling_pass_per_cell_in_the_xprof_layout(profiled):
+    out, result = profiled
+    sessions = sorted((out / "traces" / "plugins" / "profile").iterdir())
+    assert [s.name.split("_")[0] for s in sessions] == ["function-float32-cpu", "xla-float32-cpu"]
+    for session in sessions:
+        assert list(session.glob("*.xplane.pb")), f"no trace in {session}"
+    results = load_results([out])
+    profile_runs = [r for r in results.records if r.purpose == "profile"]
+    assert len(profile_runs) == 2
+    for run in profile_runs:
+        assert run.status == "ok" and run.info["trace"].startswith("traces/plugins/profile/")
+        assert list(run.steps.phase) == [
+            "first",
+            "warmup",
+            "warmup",
+            "timed",
+            "profiled",
+            "profiled",
+            "profiled",
+        ]  # stops after the window
+    # Profiling runs stay out of the timing statistics: 10 steps - first - 2 warm-up.
+    assert "| 7 (1) |" in result.stdout
+
+
+def test_the_trace_is_summarised_without_a_ui(profiled):
+    out, _ = profiled
+    report = build_report(load_results([out]))
+    by_variant = {p.variant: p for p in report.profiles}
+    assert set(by_variant) == {"function/float32@cpu", "xla/float32@cpu"}
+    function = by_variant["function/float32@cpu"]
+    assert len(function.top_ops) > 0 and function.steps == 3
+    assert function.top_ops["type"].str.contains("Conv2D|MatMul").any()
+    assert "convolution" in set(function.categories["category"])
+    assert function.profiler_step_ms > 0 and function.harness_step_ms > 0
+    xla = by_variant["xla/float32@cpu"]
+    assert xla.top_ops.iloc[0]["category"] == "XLA cluster"
+    assert any("one compiled cluster" in n for n in xla.notes)
+    text = timing_markdown(report)
+    assert "**Profiles**" in text and "profiler step time" in text
+
+
+def _can_unshare() -> bool:
+    if not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs unshare -n (root) and iproute2")
+def test_xprof_serves_the_captured_runs_on_loopback(profiled):
+    out, _ = profiled
+    xprof = Path(sys.executable).with_name("xprof")
+    if not xprof.exists():
+        pytest.skip("xprof is not installed")
+    helper = Path(__file__).with_name("xprof_in_netns.py")
+    # xprof binds every address plus a gRPC port and has no host option: a network
+    # namespace of our own keeps it off every real interface.
+    script = f"ip link set lo up && exec {sys.executable} {helper} {xprof} {out / 'traces'} 6006"
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["runs"], result
+    names = {name for name in result["runs"]}
+    assert any(name.startswith("function-float32-cpu") for name in names), names
+    assert result["exit"] != "killed"

@@ -214,13 +214,18 @@ def _summarise(run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int) -
         .sort_values("per_step_ms", ascending=False)
         .reset_index()
     )
-    idle_us = self_us[category == "idle"].sum()
+    # Idle: core time the step left unused. The profiler's own IDLE row sums the idle
+    # time of every thread (pools hold more threads than there are cores), so it says
+    # little; cores x step time - busy thread time is what the machine had spare.
+    cores = int(run.get("env_cpu_count") or 1)
+    busy_per_step = busy_us / n_steps / 1e3
+    capacity = cores * (float(np.median(step_ms)) if step_ms else float("nan"))
     idle = pd.DataFrame(
         [
             {
-                "category": "idle (share of all thread time)",
-                "per_step_ms": idle_us / n_steps / 1e3,
-                "share": idle_us / (idle_us + busy_us),
+                "category": f"idle cores (of {cores} x step time)",
+                "per_step_ms": max(capacity - busy_per_step, 0.0),
+                "share": max(1 - busy_per_step / capacity, 0.0),
             }
         ]
     )
@@ -228,14 +233,17 @@ def _summarise(run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int) -
     notes = [
         "Self times are summed over threads: with several cores busy at once, the "
         "per-step times of all operations add up to more than the step time. Shares "
-        "are of the busy (non-idle) thread time."
+        "are of the busy thread time, except idle, which is the share of the cores' time "
+        "(cores x step time) no operation used."
     ]
     xla_share = categories.loc[categories["category"] == "XLA cluster", "share"].sum()
     if xla_share > 0.3:
         notes.append(
             "Under XLA the step runs as one compiled cluster: its time shows up as the "
             "cluster op (the __inference_... function), and the ops fused inside it are "
-            "not broken down on the CPU (xprof's hlo_stats and op_profile are empty there)."
+            "not broken down on the CPU (xprof's hlo_stats and op_profile are empty there). "
+            "The idle figure overstates: work the cluster hands to XLA's own threads is not "
+            "visible as operations."
         )
     return ProfileSummary(
         run_id=run["run_id"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from dataclasses import fields
@@ -70,7 +71,7 @@ def build_cells(args: argparse.Namespace) -> list[Cell]:
         raise UsageError("--variants cannot be combined with --modes/--precisions")
     if args.variants:
         variants = [
-            Variant(mode=v.mode, precision=v.precision, device=d)
+            dataclasses.replace(v, device=d)
             for d in dict.fromkeys(args.devices)
             for v in map(Variant.parse, args.variants)
         ]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reports.schema import variant_label
 from trainloop.config import DEVICES, Variant, Workload
 
 # Named workloads. "quick" is the default of `tapebench run`: 200 steps per variant, enough
@@ -32,13 +33,15 @@ PRESET_HELP = {
 # managed, instead of holding a quick comparison up for many minutes.
 PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 150.0, "reference": None, "gate": 120.0}
 
-# The default comparison: each execution mode in float32, and each mixed policy compiled.
+# The default comparison: each execution mode in float32, each mixed policy compiled, and
+# Keras fit.
 STANDARD_VARIANTS = (
     ("eager", "float32"),
     ("function", "float32"),
     ("xla", "float32"),
     ("function", "mixed_bfloat16"),
     ("function", "mixed_float16"),
+    ("fit", "float32"),  # Keras model.fit: what most users run instead
 )
 
 
@@ -69,6 +72,8 @@ class RunOptions:
       intra_op_threads, inter_op_threads: TensorFlow thread pools (0 = TensorFlow's default).
       timeout_s: wall-clock limit per run, or None.
       profile: steps ``(first, last)`` to trace in one extra profiling run per cell.
+      measure_peak: measure (once per environment, cached) the matmul peak of each device
+        and precision, so reports can show the fraction of peak each variant reaches.
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -77,6 +82,7 @@ class RunOptions:
     inter_op_threads: int = 0
     timeout_s: float | None = None
     profile: tuple[int, int] | None = None
+    measure_peak: bool = True
 
     def __post_init__(self) -> None:
         if self.profile is not None and not 0 <= self.profile[0] < self.profile[1]:
@@ -95,10 +101,7 @@ class RunOptions:
 
 def cell_label(cell: dict[str, Any], repeat: int | None = None) -> str:
     """A short human label for a cell dict: variant, workload, and repeat if given."""
-    label = (
-        f"{cell['mode']}/{cell['precision']}@{cell['device']} "
-        f"{cell['model']}/{cell['dataset']}/b{cell['batch_size']}"
-    )
+    label = f"{variant_label(cell)} {cell['model']}/{cell['dataset']}/b{cell['batch_size']}"
     return label + (f" #{repeat + 1}" if repeat is not None else "")
 
 

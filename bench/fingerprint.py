@@ -60,7 +60,8 @@ def _version() -> str:
 
 
 @lru_cache(maxsize=1)
-def _machine() -> dict[str, Any]:
+def machine_fingerprint() -> dict[str, Any]:
+    """CPU, GPU driver, OS, hostname and tapebench version of this machine (cached)."""
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -91,7 +92,7 @@ def source_revision() -> dict[str, Any]:
 
 def host_fingerprint() -> dict[str, Any]:
     """Machine, OS and source revision of this process (no TensorFlow needed)."""
-    return {**_machine(), **source_revision()}
+    return {**machine_fingerprint(), **source_revision()}
 
 
 def merge_fingerprint(runtime: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ so it cannot be resumed twice at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import sys
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.config import Cell, RunOptions, cell_label
+from bench.peaks import ensure_peaks
 from bench.progress import Progress
 from bench.runner import Job, RunAssembler, execute_run
 from bench.signals import StopRequest
 from bench.store import ResultsDir, new_invocation_id
-from reports.schema import RunRecord, read_run
+from reports.schema import VARIANT_FIELDS, RunRecord, read_run
+from trainloop.config import Variant
 from trainloop.datasets import DataSource
 
 MANIFEST_KIND = "tapebench.invocation"
@@ -100,6 +103,7 @@ def create_plan(
             "timeout_s": options.timeout_s,
             "intra_op_threads": options.intra_op_threads,
             "inter_op_threads": options.inter_op_threads,
+            "measure_peak": options.measure_peak,
         },
         "slots": slots,
         "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
@@ -215,6 +219,18 @@ def _jobs(
     return jobs
 
 
+def _skip_unsupported(jobs: list[Job], results: ResultsDir) -> dict[str, RunRecord]:
+    """Records ``skipped`` for combinations that are not run (no worker needed)."""
+    skipped = {}
+    for job in jobs:
+        variant = Variant(**{k: job.cell[k] for k in VARIANT_FIELDS})
+        reason = variant.unsupported_reason()
+        if reason:
+            skipped[job.run_id] = RunAssembler(job).record("skipped", reason)
+            results.write_run(skipped[job.run_id])
+    return skipped
+
+
 def _skip_without_gpu(jobs: list[Job], results: ResultsDir) -> dict[str, RunRecord]:
     """Records ``skipped`` for GPU jobs when a probe worker sees no GPU."""
     gpu_jobs = [j for j in jobs if j.cell["device"] == "gpu"]
@@ -242,12 +258,21 @@ def _execute(
     with _locked(results, invocation):
         done = _existing(results, invocation)
         jobs = _jobs(manifest, done, results)
+        unsupported = _skip_unsupported(jobs, results)
+        jobs = [j for j in jobs if j.run_id not in unsupported]
         finished = _skip_without_gpu(jobs, results)
         todo = [j for j in jobs if j.run_id not in finished]
         timeout = manifest["options"]["timeout_s"]
         progress = Progress(len(todo), stream or sys.stderr, timeout)
         if finished:
             progress.note(f"skipping {len(finished)} GPU run(s): no GPU visible")
+        for record in unsupported.values():
+            progress.note(f"skipping {record.variant_name}: {record.reason}")
+        finished.update(unsupported)
+        peaks: dict[str, float] = {}
+        if todo and manifest["options"].get("measure_peak", True):
+            peaks = ensure_peaks([j for j in todo if not j.profile], results)
+            manifest["peaks"] = peaks
         manifest.update(state="running", updated_at=_now())
         results.write_invocation(invocation, manifest)
         for job in todo:
@@ -261,6 +286,9 @@ def _execute(
             record = execute_run(
                 job, results.log_path(job.run_id), timeout, progress.on_event, stop
             )
+            peak = peaks.get(f"{job.cell['device']}/{job.cell['precision']}")
+            if peak:
+                record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
             results.write_run(record)
             finished[job.run_id] = record
             progress.run_end(record)

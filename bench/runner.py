@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.fingerprint import SOURCE_ROOT, merge_fingerprint
 from bench.signals import StopRequest
-from reports.schema import EpochRecord, RunRecord, Steps
+from reports.schema import CELL_DEFAULTS, VARIANT_FIELDS, EpochRecord, RunRecord, Steps
 
 GRACE_S = 15.0  # how long a stopping worker may take to send its partial results
 EventHook = Callable[[dict[str, Any]], None]
@@ -48,11 +48,15 @@ class Job:
     source_commit: str | None = None  # the commit source_root was exported from, if known
     purpose: str = "timing"
     profile: dict[str, Any] | None = None  # first, last, trace_root, run_name
+    peak: list[tuple[str, str]] | None = None  # (device, precision) pairs to benchmark
 
     def worker_input(self, events_fd: int) -> str:
         """The JSON document the worker takes as its argument."""
-        variant = {k: self.cell[k] for k in ("mode", "precision", "device", "steps_per_call")}
-        workload = {k: v for k, v in self.cell.items() if k not in variant}
+        # Fields at the value they had before they existed are left out, so that a worker
+        # from an older source tree (the baseline of `tapebench ab`) can still read the job.
+        cell = {k: v for k, v in self.cell.items() if CELL_DEFAULTS.get(k, ...) != v}
+        variant = {k: cell[k] for k in VARIANT_FIELDS if k in cell}
+        workload = {k: v for k, v in cell.items() if k not in VARIANT_FIELDS}
         return json.dumps(
             {
                 "run_id": self.run_id,
@@ -65,6 +69,7 @@ class Job:
                 "inter_op_threads": self.inter_op_threads,
                 "inject_delay_s": self.inject_delay_s,
                 "profile": self.profile,
+                "peak": self.peak,
             }
         )
 
@@ -90,7 +95,9 @@ class RunAssembler:
         if kind == "hello":
             self.runtime = event.get("runtime")
         elif kind == "begin":
-            self.info = dict(event["info"])
+            info = dict(event["info"])
+            self.info = {**self.info, **info, **(info.pop("extra", None) or {})}
+            self.info.pop("extra", None)
         elif kind == "steps":
             self.steps = self.steps.extend(
                 event["epoch"],
@@ -98,12 +105,18 @@ class RunAssembler:
                 tuple(event["phases"]),
                 tuple(event["seconds"]),
                 tuple(x if x is not None else float("nan") for x in event["losses"]),
+                tuple(event.get("input_seconds") or ()),
+                int(event.get("steps_per_sample") or 1),
             )
         elif kind == "epoch":
             data = {k: event[k] for k in EpochRecord.__dataclass_fields__ if k in event}
             seconds = event["train_seconds"]
             data["samples_per_second"] = event["train_examples"] / seconds if seconds else 0.0
             self.epochs.append(EpochRecord(**data))
+        elif kind == "peak":
+            self.info.setdefault("peaks", {})[f"{event['device']}/{event['precision']}"] = event[
+                "flops"
+            ]
         elif kind == "trace":
             self.info["trace"] = event["relative_path"]
         elif kind == "end":

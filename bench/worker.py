@@ -107,6 +107,14 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     events.emit("hello", runtime=runtime, pid=os.getpid())
     if job.get("probe"):
         return "ok", None
+    if job.get("peak"):
+        from trainloop.peak import matmul_peak_flops
+
+        for device, precision in job["peak"]:
+            flops = matmul_peak_flops(precision, device)
+            log(f"peak {device}/{precision}: {flops / 1e9:.1f} GFLOP/s")
+            events.emit("peak", device=device, precision=precision, flops=flops)
+        return "ok", None
     variant, workload = Variant(**job["variant"]), Workload(**job["workload"])
     delay = float(job.get("inject_delay_s") or 0.0)
     profile = job.get("profile")

@@ -11,24 +11,36 @@ import pandas as pd
 
 from reports import stats
 from reports.frames import Results
-from reports.summary import BASELINE, WORKLOAD_KEYS, measured_runs, timed_groups
+from reports.schema import CELL_FIELDS, WORKLOAD_FIELDS
+from reports.summary import BASELINE, measured_runs, timed_groups
 
-CELL_KEY = ["device", *WORKLOAD_KEYS]  # what must match for two variants to be compared
+CELL_KEY = ["device", *WORKLOAD_FIELDS]  # what must match for two variants to be compared
+# A baseline given as (mode, precision) means that mode's plain form: one step per call,
+# fed by tf.data.
+PLAIN_FEED = {"steps_per_call": 1, "input_mode": "tfdata"}
 
 
 def _cell_runs(results: Results, row: pd.Series) -> pd.DataFrame:
     runs = results.runs
     mask = np.ones(len(runs), dtype=bool)
-    for key in ["mode", "precision", *CELL_KEY]:
+    for key in CELL_FIELDS:
         value = row[key]
         mask &= runs[key].isna().to_numpy() if pd.isna(value) else (runs[key] == value)
     return runs[mask]
 
 
 def _counterpart(
-    summary: pd.DataFrame, row: pd.Series, mode: str, precision: str
+    summary: pd.DataFrame,
+    row: pd.Series,
+    mode: str,
+    precision: str,
+    feed: dict[str, object] | None = None,
 ) -> pd.Series | None:
+    """The cell of ``mode``/``precision`` on ``row``'s device and workload, fed as ``feed``
+    says (default: the plain feed)."""
     same = summary[(summary["mode"] == mode) & (summary["precision"] == precision)]
+    for key, value in (feed or PLAIN_FEED).items():
+        same = same[same[key] == value]
     for key in CELL_KEY:
         value = row[key]
         same = same[same[key].isna()] if pd.isna(value) else same[same[key] == value]
@@ -183,7 +195,8 @@ def accuracy_parity(summary: pd.DataFrame, tolerance: float = 0.01) -> list[Pari
     steps are not compared: their accuracy has not settled."""
     issues = []
     for _, row in summary[summary["precision"] != "float32"].iterrows():
-        ref = _counterpart(summary, row, row["mode"], "float32")
+        feed = {"steps_per_call": row["steps_per_call"], "input_mode": row["input_mode"]}
+        ref = _counterpart(summary, row, row["mode"], "float32", feed)
         if ref is None or pd.isna(row["test_accuracy"]) or pd.isna(ref["test_accuracy"]):
             continue
         if min(row["steps_trained"], ref["steps_trained"]) < SETTLED_STEPS:

@@ -11,21 +11,10 @@ import pandas as pd
 
 from reports.comparisons import SETTLED_STEPS
 from reports.report import Report
+from reports.schema import WORKLOAD_FIELDS
 from reports.summary import describe_workload
 
-GROUP_KEYS = [
-    "model",
-    "dataset",
-    "batch_size",
-    "epochs",
-    "steps_per_epoch",
-    "eval_examples",
-    "seed",
-    "warmup_steps",
-    "learning_rate",
-    "drop_remainder",
-    "steps_per_call",
-]
+GROUP_KEYS = list(WORKLOAD_FIELDS)  # one table per workload
 TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6))
 
 
@@ -125,11 +114,10 @@ def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str
         "Epoch s",
         "Eval s",
         "Test acc.",
-        "Peak RSS",
         f"Speedup vs {base} [95% CI]",
         "Break-even steps",
     ]
-    align = "llrrrrrrrrrrr"
+    align = "llrrrrrrrrrr"
     target = report.options.target_accuracy
     if target is not None:
         header.append(f"Time to {target:.0%} s")
@@ -157,7 +145,6 @@ def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str
             number(r["epoch_s"]),
             number(r["eval_s"]),
             _accuracy(r),
-            bytes_text(r["peak_rss_bytes"]),
             (number(r["speedup"]) + "×" + _interval(r["speedup_ci_low"], r["speedup_ci_high"]))
             if pd.notna(r["speedup"])
             else "n/a",
@@ -174,14 +161,65 @@ def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str
     return header, rows, align
 
 
+def _gflops(value: float) -> str:
+    return number(value / 1e9) if pd.notna(value) else "n/a"
+
+
+def _efficiency(group: pd.DataFrame) -> DisplayTable | None:
+    """Roofline and memory per cell; None when nothing was measured."""
+    measured = group[group["steps"] > 0]
+    if measured.empty:
+        return None
+    header = [
+        "Variant",
+        "GFLOP/step (profiler)",
+        "Achieved GFLOP/s",
+        "Peak GFLOP/s",
+        "% of peak",
+        "Input share",
+        "Peak RSS",
+        "RSS growth",
+        "Accelerator peak",
+    ]
+    rows = []
+    for _, r in measured.iterrows():
+        growth = r["rss_growth_bytes"]
+        rows.append(
+            [
+                r["variant"],
+                f"{_gflops(r['flops_per_step'])} ({_gflops(r['flops_per_step_profiler'])})",
+                _gflops(r["achieved_flops"]),
+                _gflops(r["peak_flops"]),
+                f"{r['fraction_of_peak']:.1%}" if pd.notna(r["fraction_of_peak"]) else "n/a",
+                f"{r['input_share']:.1%}" if pd.notna(r["input_share"]) else "n/a",
+                bytes_text(r["peak_rss_bytes"]),
+                ("+" if growth >= 0 else "-") + bytes_text(abs(growth))
+                if pd.notna(growth)
+                else "n/a",
+                bytes_text(r["device_peak_bytes"]),
+            ]
+        )
+    notes = [
+        "GFLOP/step counts the conv and dense layers (forward and backward); the "
+        "profiler's count of the traced step is in brackets. Peak: the best rate of "
+        "large matmuls in the variant's compute dtype on this machine. Input share: "
+        "time spent obtaining batches (n/a where the batch is read inside a compiled "
+        "call). RSS growth: resident memory at the last epoch's end minus the first's."
+    ]
+    return DisplayTable("Efficiency and memory", header, rows, "lrrrrrrrr", notes)
+
+
 def display_tables(report: Report) -> list[DisplayTable]:
-    """One table per workload, in first-seen order."""
+    """Per workload, in first-seen order: the timing table, then efficiency and memory."""
     tables = []
     for _, group in report.table.groupby(GROUP_KEYS, sort=False, dropna=False):
         header, rows, align = _rows(report, group)
         tables.append(
             DisplayTable(describe_workload(group.iloc[0]), header, rows, align, _notes(group))
         )
+        efficiency = _efficiency(group)
+        if efficiency is not None:
+            tables.append(efficiency)
     return tables
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,12 @@ INFO_FIELDS = (
     "policy",
     "compute_dtype",
     "variable_dtype",
+    "flops_per_step",
+    "flops_per_step_profiler",
+    "peak_flops",
+    "injected_delay_s",
+    "fit_jit_compile",
+    "fit_steps_per_execution",
 )
 ENV_FIELDS = (
     "hostname",
@@ -78,13 +85,21 @@ def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame([run_row(r) for r in records])
 
 
+STEP_COLUMNS = ["run_id", "epoch", "step", "phase", "seconds", "loss", "input_seconds"]
+
+
+def _step_columns(record: RunRecord) -> dict[str, Any]:
+    columns: dict[str, Any] = {"run_id": record.run_id, **asdict(record.steps)}
+    if not columns["input_seconds"]:
+        columns["input_seconds"] = [None] * len(record.steps)
+    return columns
+
+
 def steps_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per step: run_id, epoch, step, phase, seconds, loss."""
-    frames = [
-        pd.DataFrame({"run_id": r.run_id, **asdict(r.steps)}) for r in records if len(r.steps)
-    ]
+    """One row per sample (call): run_id, epoch, step, phase, seconds, loss, input_seconds."""
+    frames = [pd.DataFrame(_step_columns(r)) for r in records if len(r.steps)]
     if not frames:
-        return pd.DataFrame(columns=["run_id", "epoch", "step", "phase", "seconds", "loss"])
+        return pd.DataFrame(columns=STEP_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
 

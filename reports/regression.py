@@ -30,7 +30,7 @@ from scipy import stats as sps
 
 from reports import stats
 from reports.load import load_records
-from reports.schema import COMPARABLE_FIELDS, ResultFileError
+from reports.schema import COMPARABLE_FIELDS, ResultFileError, variant_label
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
 
@@ -93,14 +93,12 @@ def _cell_key(cell: dict[str, Any]) -> str:
     steps = "all" if c["steps_per_epoch"] is None else c["steps_per_epoch"]
     evals = "all" if c["eval_examples"] is None else c["eval_examples"]
     label = (
-        f"{c['mode']}/{c['precision']}@{c['device']} {c['model']}/{c['dataset']} "
+        f"{variant_label(c)} {c['model']}/{c['dataset']} "
         f"b{c['batch_size']} {c['epochs']}x{steps} warmup {c['warmup_steps']} "
         f"eval {evals} seed {c['seed']} lr {c['learning_rate']:g}"
     )
     if not c["drop_remainder"]:
         label += " keep-partial"
-    if c["steps_per_call"] != 1:
-        label += f" {c['steps_per_call']} steps/call"
     return label
 
 

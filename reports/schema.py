@@ -21,7 +21,7 @@ KIND = "tapebench.run"
 STATUSES = ("ok", "skipped", "failed", "diverged", "oom", "timeout", "interrupted")
 PURPOSES = ("timing", "profile")  # a profile run captures a trace; its timings are not used
 PHASES = ("first", "warmup", "timed", "partial", "profiled")
-VARIANT_FIELDS = ("mode", "precision", "device", "steps_per_call")
+VARIANT_FIELDS = ("mode", "precision", "device", "steps_per_call", "input_mode")
 WORKLOAD_FIELDS = (
     "model",
     "dataset",
@@ -35,6 +35,21 @@ WORKLOAD_FIELDS = (
     "drop_remainder",
 )
 CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
+# Cell fields added after the first records were written, with the value they implied.
+CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata"}
+
+
+def variant_label(cell: dict[str, Any]) -> str:
+    """``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE``; the same grammar as
+    ``trainloop.config.Variant.name`` (kept in step by a test)."""
+    calls = cell.get("steps_per_call", 1)
+    feed = cell.get("input_mode", "tfdata")
+    return (
+        f"{cell['mode']}{f':{calls}' if calls != 1 else ''}/{cell['precision']}"
+        f"{f'+{feed}' if feed != 'tfdata' else ''}@{cell['device']}"
+    )
+
+
 # Fingerprint fields that must agree for two results to be compared as like for like
 # (hostname, commit and library patch versions may differ; hardware and stack may not).
 COMPARABLE_FIELDS = (
@@ -60,18 +75,24 @@ class ResultFileError(ValueError):
 
 @dataclass(frozen=True)
 class Steps:
-    """Raw per-step samples, column-wise. ``step`` counts from 0 over the whole run."""
+    """Raw samples, column-wise: one per call of the step (one step per call unless the
+    cell's ``steps_per_call`` is larger). ``step`` is the run step (from 0) the call
+    started at; ``seconds`` and ``input_seconds`` (the part spent obtaining the batch,
+    where measured) are per step: the call's time divided by its steps."""
 
     epoch: tuple[int, ...] = ()
     step: tuple[int, ...] = ()
     phase: tuple[str, ...] = ()
     seconds: tuple[float, ...] = ()
     loss: tuple[float | None, ...] = ()
+    input_seconds: tuple[float | None, ...] = ()
 
     def __post_init__(self) -> None:
-        lengths = {len(getattr(self, f.name)) for f in fields(self)}
+        lengths = {len(getattr(self, f.name)) for f in fields(self) if f.name != "input_seconds"}
         if len(lengths) > 1:
             raise ValueError(f"step columns have different lengths: {sorted(lengths)}")
+        if self.input_seconds and len(self.input_seconds) != len(self.step):
+            raise ValueError("input_seconds must be empty or as long as the other columns")
         bad = set(self.phase) - set(PHASES)
         if bad:
             raise ValueError(f"unknown step phase(s) {sorted(bad)}; expected {PHASES}")
@@ -86,15 +107,19 @@ class Steps:
         phases: tuple[str, ...],
         seconds: tuple[float, ...],
         losses: tuple[float, ...],
+        input_seconds: tuple[float | None, ...] = (),
+        stride: int = 1,
     ) -> Steps:
-        """A copy with one chunk of consecutive steps appended."""
+        """A copy with one chunk of consecutive calls of ``stride`` steps appended."""
         n = len(seconds)
+        inputs = input_seconds or (None,) * n
         return Steps(
             epoch=self.epoch + (epoch,) * n,
-            step=self.step + tuple(range(first_step, first_step + n)),
+            step=self.step + tuple(range(first_step, first_step + n * stride, stride)),
             phase=self.phase + phases,
             seconds=self.seconds + seconds,
             loss=self.loss + tuple(x if math.isfinite(x) else None for x in losses),
+            input_seconds=(self.input_seconds or (None,) * len(self.step)) + tuple(inputs),
         )
 
 
@@ -112,6 +137,8 @@ class EpochRecord:
     test_loss: float | None = None
     test_accuracy: float | None = None
     tracing_count: int | None = None
+    rss_bytes: int | None = None  # the worker's resident memory at the epoch's end
+    device_peak_bytes: int | None = None  # the accelerator allocator's peak in the epoch
 
 
 @dataclass(frozen=True)
@@ -157,9 +184,8 @@ class RunRecord:
 
     @property
     def variant_name(self) -> str:
-        """``mode/precision@device``, the label used in tables."""
-        c = self.cell
-        return f"{c['mode']}/{c['precision']}@{c['device']}"
+        """The label used in tables (``trainloop.config.Variant.name``'s grammar)."""
+        return variant_label(self.cell)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document stored for this run."""
@@ -186,7 +212,10 @@ class RunRecord:
             )
         steps = _construct(Steps, {k: tuple(v) for k, v in doc["steps"].items()}, "steps")
         epochs = tuple(_construct(EpochRecord, e, "epochs") for e in doc["epochs"])
-        return _construct(cls, {**doc["run"], "steps": steps, "epochs": epochs}, "run")
+        run = dict(doc["run"])
+        if isinstance(run.get("cell"), dict):  # fields added since: their old meaning
+            run["cell"] = {**CELL_DEFAULTS, **run["cell"]}
+        return _construct(cls, {**run, "steps": steps, "epochs": epochs}, "run")
 
 
 def _construct(cls: type[T], data: dict[str, Any], where: str) -> T:

@@ -15,7 +15,6 @@ BASELINE = ("eager", "float32")  # (mode, precision) of the default speedup base
 # Runs that stopped early still measured real steps; a cell with no ok run is summarised
 # from them, and marked partial.
 PARTIAL_STATUSES = ("timeout", "interrupted", "diverged")
-WORKLOAD_KEYS = [f for f in CELL_FIELDS if f not in ("mode", "precision", "device")]
 SUMMARY_COLUMNS = (
     "variant",
     *CELL_FIELDS,
@@ -47,6 +46,14 @@ SUMMARY_COLUMNS = (
     "best_test_accuracy",
     "peak_rss_bytes",
     "retraced",
+    "flops_per_step",
+    "flops_per_step_profiler",
+    "peak_flops",
+    "achieved_flops",
+    "fraction_of_peak",
+    "input_share",
+    "rss_growth_bytes",
+    "device_peak_bytes",
 )
 
 
@@ -93,6 +100,34 @@ def _step_stats(groups: list[np.ndarray], batch: int) -> dict[str, Any]:
     )
 
 
+def _median_of(values: pd.Series) -> float:
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    return float(numbers.median()) if len(numbers) else np.nan
+
+
+def _efficiency(measured: pd.DataFrame, results: Results, ids: pd.Series) -> dict[str, Any]:
+    """FLOPs per step, peak, input share and memory growth of a cell's measured runs."""
+    steps = results.steps
+    timed = steps[steps["run_id"].isin(ids) & (steps["phase"] == "timed")]
+    inputs = pd.to_numeric(timed["input_seconds"], errors="coerce")
+    input_share = (
+        inputs.sum() / timed.loc[inputs.notna(), "seconds"].sum()
+        if inputs.notna().any()
+        else np.nan
+    )
+    ep = results.epochs[results.epochs["run_id"].isin(ids)].sort_values("epoch")
+    rss = pd.to_numeric(ep["rss_bytes"], errors="coerce")
+    growth = [g.iloc[-1] - g.iloc[0] for _, g in rss.groupby(ep["run_id"]) if g.notna().sum() > 1]
+    return dict(
+        flops_per_step=_median_of(measured["flops_per_step"]),
+        flops_per_step_profiler=_median_of(measured["flops_per_step_profiler"]),
+        peak_flops=_median_of(measured["peak_flops"]),
+        input_share=input_share,
+        rss_growth_bytes=float(np.median(growth)) if growth else np.nan,
+        device_peak_bytes=_median_of(ep["device_peak_bytes"]) if len(ep) else np.nan,
+    )
+
+
 def _cell_row(runs: pd.DataFrame, results: Results) -> dict[str, Any]:
     first = runs.iloc[0]
     ids, partial = measured_runs(runs)
@@ -118,6 +153,7 @@ def _cell_row(runs: pd.DataFrame, results: Results) -> dict[str, Any]:
         peak_rss_bytes=measured["peak_rss_bytes"].astype(float).max(),
         retraced=bool(measured["retraced"].any()),
         **_step_stats(timed_groups(results.steps, ids), int(first["batch_size"])),
+        **_efficiency(measured, results, ids),
     )
     return row
 
@@ -139,7 +175,10 @@ def summarize(results: Results) -> pd.DataFrame:
     if results.runs.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     rows = [_cell_row(results.runs.loc[idx], results) for idx in cell_groups(results.runs)]
-    return pd.DataFrame(rows)[list(SUMMARY_COLUMNS)]
+    table = pd.DataFrame(rows)
+    table["achieved_flops"] = table["flops_per_step"] / table["step_median_s"]
+    table["fraction_of_peak"] = table["achieved_flops"] / table["peak_flops"]
+    return table[list(SUMMARY_COLUMNS)]
 
 
 def describe_workload(row: pd.Series) -> str:

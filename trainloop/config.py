@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("eager", "function", "xla")
+MODES = ("eager", "function", "xla", "fit")
+INPUT_MODES = ("tfdata", "numpy", "staged")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DEVICES = ("cpu", "gpu")
 MODELS = ("reference", "tiny")
@@ -35,38 +36,75 @@ class Variant:
     """How the training step executes.
 
     Attributes:
-      mode: ``eager`` (plain Python), ``function`` (``tf.function``) or ``xla``
-        (``tf.function(jit_compile=True)``).
+      mode: ``eager`` (plain Python), ``function`` (``tf.function``), ``xla``
+        (``tf.function(jit_compile=True)``) or ``fit`` (Keras ``model.fit`` with its default
+        compile settings, for comparison with what most users run).
       precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (the latter with
         dynamic loss scaling).
       device: ``cpu`` or ``gpu``.
-      steps_per_call: training steps executed per call of the step function.
+      steps_per_call: training steps per call: an in-graph loop over the tf.data iterator
+        for ``function``/``xla``, ``steps_per_execution`` for ``fit``.
+      input_mode: how batches reach the step: ``tfdata`` (a prefetching tf.data pipeline),
+        ``numpy`` (NumPy slicing per step, as the classic tutorial does) or ``staged`` (the
+        whole dataset on the device, batches gathered inside the step).
     """
 
     mode: str = "function"
     precision: str = "float32"
     device: str = "cpu"
     steps_per_call: int = 1
+    input_mode: str = "tfdata"
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("device", self.device, DEVICES)
         _check_int("steps_per_call", self.steps_per_call, 1)
-        if self.steps_per_call != 1:
-            raise ValueError(f"steps_per_call={self.steps_per_call} is not supported yet; use 1")
+        _check_choice("input_mode", self.input_mode, INPUT_MODES)
 
     @property
     def name(self) -> str:
-        """A short label such as ``function/mixed_bfloat16@cpu``."""
-        return f"{self.mode}/{self.precision}@{self.device}"
+        """A short label: ``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE``."""
+        calls = f":{self.steps_per_call}" if self.steps_per_call != 1 else ""
+        feed = f"+{self.input_mode}" if self.input_mode != "tfdata" else ""
+        return f"{self.mode}{calls}/{self.precision}{feed}@{self.device}"
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """Parses ``MODE[/PRECISION][@DEVICE]``, e.g. ``xla``, ``function/mixed_bfloat16@gpu``."""
+        """Parses ``MODE[:STEPS_PER_CALL][/PRECISION][+INPUT][@DEVICE]``, e.g. ``xla``,
+        ``function:10``, ``function/mixed_bfloat16+staged@gpu``."""
         rest, _, device = text.strip().partition("@")
-        mode, _, precision = rest.partition("/")
-        return cls(mode=mode, precision=precision or "float32", device=device or "cpu")
+        rest, _, feed = rest.partition("+")
+        head, _, precision = rest.partition("/")
+        mode, _, calls = head.partition(":")
+        try:
+            steps_per_call = int(calls) if calls else 1
+        except ValueError:
+            raise ValueError(f"steps per call {calls!r} in {text!r} is not an integer") from None
+        return cls(
+            mode=mode,
+            precision=precision or "float32",
+            device=device or "cpu",
+            steps_per_call=steps_per_call,
+            input_mode=feed or "tfdata",
+        )
+
+    def unsupported_reason(self) -> str | None:
+        """Why this combination is not run (it is recorded as skipped), or None."""
+        if self.steps_per_call > 1 and self.mode == "eager":
+            return (
+                "eager runs one step per Python call; steps per call > 1 needs function, xla or fit"
+            )
+        if self.steps_per_call > 1 and self.mode == "xla" and self.device == "cpu":
+            return (
+                "XLA compiles an in-graph multi-step loop for minutes on the CPU and then "
+                "runs it at about 1 s per step; use function for steps per call > 1"
+            )
+        if self.steps_per_call > 1 and self.input_mode != "tfdata":
+            return "steps per call > 1 loops over the tf.data iterator in-graph; use tfdata input"
+        if self.mode == "fit" and self.input_mode != "tfdata":
+            return "fit reads the tf.data pipeline; use tfdata input"
+        return None
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,32 @@ def describe_runtime() -> dict[str, Any]:
         "xla_flags": os.environ.get("XLA_FLAGS"),
         "tf_xla_flags": os.environ.get("TF_XLA_FLAGS"),
     }
+
+
+def process_rss_bytes() -> int | None:
+    """This process's resident memory now (Linux ``/proc/self/status``), or None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_device_peak(kind: str) -> None:
+    """Restarts the peak of the accelerator allocator (GPU only; a no-op on the CPU)."""
+    if kind == "gpu":
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def device_peak_bytes(kind: str) -> int | None:
+    """The accelerator allocator's peak since the last reset (GPU only, else None).
+
+    On the CPU TensorFlow's allocator statistics cover only its own pool (tens of MB) and
+    say nothing about the process, so the process's RSS is reported instead.
+    """
+    if kind != "gpu":
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])

@@ -36,6 +36,8 @@ class Session:
     variant: Variant
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
+    loss_fn: keras.losses.Loss
+    train_step_fn: StepFn  # the plain Python step, before wrapping
     train_step: StepFn
     eval_step: StepFn
     sync: Callable[[], None]
@@ -72,14 +74,18 @@ def open_session(variant: Variant, workload: Workload, num_classes: int = 10) ->
         loss_fn = keras.losses.CategoricalCrossentropy()
         signature = inputs.input_signature(num_classes)
         sync, sync_method = create_device_sync()
+        step_fn = create_train_step(model, loss_fn, optimizer)
+        # fit trains with the step Keras compiles; its evaluation (and any use of our
+        # step) runs as a tf.function, like the function variant's.
+        mode = "function" if variant.mode == "fit" else variant.mode
         yield Session(
             variant=variant,
             model=model,
             optimizer=optimizer,
-            train_step=wrap_step(
-                create_train_step(model, loss_fn, optimizer), variant.mode, signature
-            ),
-            eval_step=wrap_step(create_eval_step(model), variant.mode, signature),
+            loss_fn=loss_fn,
+            train_step_fn=step_fn,
+            train_step=wrap_step(step_fn, mode, signature),
+            eval_step=wrap_step(create_eval_step(model), mode, signature),
             sync=sync,
             sync_method=sync_method,
             device=device,

@@ -1,20 +1,24 @@
+import dataclasses
+
 import pytest
 
 from bench.config import STANDARD_VARIANTS, RunOptions, create_cells, create_variants
+from reports.schema import variant_label
 from trainloop.config import Variant, Workload
 
 
 def test_standard_variants_on_each_device():
     variants = create_variants(devices=["cpu", "gpu"])
-    assert [v.name for v in variants[:5]] == [
+    assert [v.name for v in variants[:6]] == [
         "eager/float32@cpu",
         "function/float32@cpu",
         "xla/float32@cpu",
         "function/mixed_bfloat16@cpu",
         "function/mixed_float16@cpu",
+        "fit/float32@cpu",
     ]
     assert len(variants) == 2 * len(STANDARD_VARIANTS)
-    assert {v.device for v in variants[5:]} == {"gpu"}
+    assert {v.device for v in variants[6:]} == {"gpu"}
 
 
 def test_cross_product_with_defaults_for_the_missing_axis():
@@ -62,9 +66,58 @@ def test_reference_workload_defaults():
     assert w.steps_per_epoch is None and w.eval_examples is None
 
 
-def test_steps_per_call_other_than_one_is_refused_clearly():
-    with pytest.raises(ValueError, match="steps_per_call=10 is not supported yet"):
-        Variant(steps_per_call=10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "function",
+        "xla/mixed_bfloat16",
+        "function:10",
+        "function:100/mixed_bfloat16",
+        "function+staged",
+        "eager/mixed_float16+numpy@gpu",
+        "fit:4",
+        "fit/mixed_bfloat16@gpu",
+    ],
+)
+def test_variant_grammar_round_trips_and_matches_the_record_label(text):
+    variant = Variant.parse(text)
+    assert Variant.parse(variant.name) == variant
+    assert variant_label(dataclasses.asdict(variant)) == variant.name
+
+
+def test_variant_parse_details():
+    v = Variant.parse("function:10/mixed_bfloat16+staged@gpu")
+    assert (v.mode, v.steps_per_call, v.precision, v.input_mode, v.device) == (
+        "function",
+        10,
+        "mixed_bfloat16",
+        "staged",
+        "gpu",
+    )
+    with pytest.raises(ValueError, match="steps per call 'ten'"):
+        Variant.parse("function:ten")
+    with pytest.raises(ValueError, match="input_mode='disk'"):
+        Variant.parse("function+disk")
+    with pytest.raises(ValueError, match="steps_per_call=0"):
+        Variant.parse("function:0")
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("eager:4", "eager runs one step per Python call"),
+        ("xla:10", "XLA compiles an in-graph multi-step loop for minutes"),
+        ("function:10+staged", "loops over the tf.data iterator in-graph"),
+        ("fit+numpy", "fit reads the tf.data pipeline"),
+        ("function:10", None),
+        ("xla:10@gpu", None),
+        ("fit:10", None),
+        ("eager+staged", None),
+    ],
+)
+def test_unsupported_combinations_say_why(text, reason):
+    found = Variant.parse(text).unsupported_reason()
+    assert (found is None) if reason is None else (reason in found)
 
 
 def test_run_options_validation(tmp_path):

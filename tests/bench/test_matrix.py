@@ -117,7 +117,7 @@ def test_repeats_run_interleaved_and_pool(tmp_path):
     ]
     assert len({r.fingerprint["hostname"] for r in records}) == 1
     # Two runs of 2 timed steps each, pooled into one row per cell.
-    assert "| 4 (2) |" in result.stdout and result.stdout.count("| eager/float32@cpu |") == 1
+    assert "| 4 (2) |" in result.stdout and result.stdout.count("| eager/float32@cpu | ok |") == 1
 
 
 def test_a_killed_worker_fails_its_run_only(tmp_path):

@@ -9,6 +9,7 @@ CELL = dict(
     precision="float32",
     device="cpu",
     steps_per_call=1,
+    input_mode="tfdata",
     model="tiny",
     dataset="synthetic",
     batch_size=10,

@@ -41,7 +41,7 @@ def test_text_exports(tmp_path, report):
     assert lines[1].startswith("Variant") and set(lines[2]) <= {"-", " "}
     assert any(line.startswith("function/float32@cpu  ok") for line in lines)
     latex = latex_text(report)
-    assert r"\begin{tabular}{llrrrrrrrrrrr}" in latex  # alignment follows the columns
+    assert r"\begin{tabular}{llrrrrrrrrrr}" in latex  # alignment follows the columns
     assert r"\toprule" in latex and r"function/float32@cpu & ok" in latex
     assert r"2.75$\times$" in latex and "%" not in latex.replace(r"\%", "")
     md = write_table(report, "markdown", tmp_path / "s.md").read_text()

@@ -114,3 +114,92 @@ def test_gpu_variant_trains_on_the_gpu(learnable, precision):
     ).run(rec)
     assert rec.info.device == "/GPU:0"
     assert np.isfinite(rec.losses).all()
+
+
+def test_steps_per_call_runs_an_in_graph_loop_without_retracing(learnable):
+    rec = Recorder()
+    variant = Variant.parse("function:5")
+    TrainingLoop(
+        variant,
+        Workload(
+            model="tiny",
+            batch_size=32,
+            epochs=2,
+            steps_per_epoch=12,
+            warmup_steps=6,
+            eval_examples=0,
+        ),
+        learnable,
+    ).run(rec)
+    # 12 steps per epoch in calls of 5, 5 and 2 (the step count is a tensor: no retrace)
+    assert [len(c.seconds) for c in rec.chunks] == [3, 3]
+    assert [c.steps_per_sample for c in rec.chunks] == [5, 5]
+    assert rec.phases == ["first", "warmup", "timed", "timed", "timed", "timed"]
+    assert [e.tracing_count for e in rec.epochs] == [1, 1]
+    assert rec.epochs[0].train_examples == 12 * 32
+    assert np.isfinite(rec.losses).all()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "function+numpy",
+        "function+staged",
+        "eager+staged",
+        "xla+staged",
+        "fit",
+        "fit:4",
+        "function:4",
+    ],
+)
+def test_other_feeds_and_fit_train_the_same_model(learnable, spec):
+    rec = Recorder()
+    TrainingLoop(
+        Variant.parse(spec),
+        Workload(
+            model="tiny",
+            batch_size=32,
+            epochs=2,
+            steps_per_epoch=16,
+            warmup_steps=2,
+            eval_examples=64,
+            learning_rate=3e-3,
+        ),
+        learnable,
+    ).run(rec)
+    losses = rec.losses
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert rec.epochs[-1].test_accuracy is not None and rec.epochs[-1].rss_bytes > 0
+    if spec.startswith("fit"):
+        assert rec.info.extra["fit_steps_per_execution"] == Variant.parse(spec).steps_per_call
+        assert "fit_jit_compile" in rec.info.extra
+    else:
+        inputs = [x for c in rec.chunks for x in c.input_seconds]
+        assert all(x is not None and x >= 0 for x in inputs)
+
+
+def test_unsupported_combinations_are_refused_by_the_loop(learnable):
+    with pytest.raises(ValueError, match="eager runs one step per Python call"):
+        TrainingLoop(Variant.parse("eager:3"), Workload(model="tiny"), learnable)
+
+
+def test_an_injected_delay_slows_every_step(learnable):
+    plain = train(learnable, steps_per_epoch=8)
+    slowed = Recorder()
+    TrainingLoop(
+        Variant("function"),
+        Workload(
+            model="tiny",
+            batch_size=32,
+            epochs=1,
+            steps_per_epoch=8,
+            warmup_steps=2,
+            eval_examples=0,
+        ),
+        learnable,
+        inject_delay_s=0.05,
+    ).run(slowed)
+    assert slowed.info.injected_delay_s == 0.05
+    # Every interval contains the busy wait, so no step can be shorter than it.
+    assert min(s for c in slowed.chunks for s in c.seconds) >= 0.05
+    assert plain.info.injected_delay_s == 0.0

@@ -88,3 +88,23 @@ def test_tiny_model_is_small_and_shaped_alike():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="model='vgg' is not one of reference, tiny"):
         create_model("vgg")
+
+
+def test_analytic_flops_of_the_reference_step():
+    from trainloop.flops import analytic_flops_per_step
+
+    # Forward multiply-adds per image, conv: H*W*Cout*9*Cin; dense: in*out.
+    macs = (
+        28 * 28 * 16 * 9 * 1
+        + 14 * 14 * 32 * 9 * 16
+        + 14 * 14 * 32 * 9 * 32
+        + 7 * 7 * 64 * 9 * 32
+        + 2 * 7 * 7 * 64 * 9 * 64
+        + 576 * 256
+        + 256 * 10
+    )
+    assert macs == 7_488_256
+    # forward 2*macs, backward twice that, minus the first layer's input gradient
+    expected = 64 * (3 * 2 * macs - 2 * 28 * 28 * 16 * 9)
+    assert expected == 2_861_039_616
+    assert analytic_flops_per_step(create_model("reference"), 64) == expected

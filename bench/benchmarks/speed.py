@@ -1,0 +1,126 @@
+"""Speed comparisons, measured side by side in one interleaved tapebench matrix.
+
+    python -m bench.benchmarks.speed [--repeats 2] [--out DIR]
+
+Runs the reference CNN on synthetic data (batch 64) in these CPU variants, every repeat in
+a fresh process, interleaved: function in float32 and mixed_bfloat16, XLA, Keras fit,
+function with 10 and 100 steps per call, and function fed by NumPy slicing and from
+staged tensors. Then prints, from the stored records:
+
+* the best hand-written variant's throughput against ``fit``;
+* steps per call 1 vs 10 vs 100;
+* NumPy slicing vs tf.data vs staged input, with the input pipeline's share;
+* the fraction of the measured matmul peak each variant reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bench.fingerprint import SOURCE_ROOT
+from reports.load import load_results
+from reports.report import build_report
+
+VARIANTS = (
+    "function",
+    "function/mixed_bfloat16",
+    "xla",
+    "fit",
+    "function:10",
+    "function:100",
+    "function+numpy",
+    "function+staged",
+)
+
+
+def _row(table: pd.DataFrame, variant: str) -> pd.Series:
+    return table[table["variant"] == variant].iloc[0]
+
+
+def _ratio(table: pd.DataFrame, a: str, b: str) -> str:
+    ta, tb = _row(table, a)["throughput"], _row(table, b)["throughput"]
+    return f"{ta / tb:.2f}x  ({ta:,.0f} vs {tb:,.0f} images/s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the matrix and prints the ratios."""
+    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.speed")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=300, help="steps per epoch (2 epochs)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="tapebench-speed-"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        "--variants",
+        ",".join(VARIANTS),
+        "--devices",
+        "cpu",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        str(args.steps),
+        "--eval-examples",
+        "0",
+        "--repeats",
+        str(args.repeats),
+        "--timeout",
+        "600",
+        "-o",
+        str(out),
+    ]
+    done = subprocess.run(cmd, cwd=SOURCE_ROOT, stdout=subprocess.DEVNULL)
+    if done.returncode not in (0, 1):
+        return done.returncode
+    table = build_report(load_results([out])).table
+    cpu = table[table["device"] == "cpu"]
+    hand = cpu[cpu["mode"] != "fit"].sort_values("throughput", ascending=False)
+    best = hand.iloc[0]["variant"]
+    print(f"results: {out}\n")
+    print(f"best hand-written variant vs fit:    {best}: {_ratio(cpu, best, 'fit/float32@cpu')}")
+    print(
+        f"steps per call 10 vs 1:              "
+        f"{_ratio(cpu, 'function:10/float32@cpu', 'function/float32@cpu')}"
+    )
+    print(
+        f"steps per call 100 vs 1:             "
+        f"{_ratio(cpu, 'function:100/float32@cpu', 'function/float32@cpu')}"
+    )
+    for feed in ("numpy", "staged"):
+        print(
+            f"input {feed} vs tf.data:{' ' * (15 - len(feed))}"
+            f"{_ratio(cpu, f'function/float32+{feed}@cpu', 'function/float32@cpu')}"
+        )
+    print(
+        "\ninput share of step time: "
+        + ", ".join(
+            f"{v}: {_row(cpu, v)['input_share']:.1%}"
+            for v in (
+                "function/float32@cpu",
+                "function/float32+numpy@cpu",
+                "function/float32+staged@cpu",
+            )
+        )
+    )
+    print("\nfraction of the measured peak:")
+    for _, row in cpu.sort_values("fraction_of_peak", ascending=False).iterrows():
+        print(
+            f"  {row['variant']:<32} {row['achieved_flops'] / 1e9:7.1f} of "
+            f"{row['peak_flops'] / 1e9:7.1f} GFLOP/s = {row['fraction_of_peak']:.1%}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

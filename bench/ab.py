@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.config import Cell, RunOptions, cell_label
+from bench.distributed import execute_job
 from bench.fingerprint import COMMIT_MARKER, SOURCE_ROOT
 from bench.matrix import create_plan
 from bench.progress import Progress
-from bench.runner import Job, execute_run
+from bench.runner import Job
 from bench.signals import StopRequest
 from bench.store import ResultsDir
 from trainloop.datasets import DataSource
@@ -133,7 +134,7 @@ def run_ab(
         if stop.requested:
             break
         progress.run_begin(f"{name}: {cell_label(job.cell, job.repeat)}", job.cell["epochs"])
-        record = execute_run(
+        record = execute_job(
             job, sides[name].log_path(job.run_id), options.timeout_s, progress.on_event, stop
         )
         sides[name].write_run(record)

@@ -86,7 +86,8 @@ def _add_workload_options(p: argparse.ArgumentParser, preset: str) -> None:
         dest="models",
         type=parse_choices(MODELS),
         metavar="LIST",
-        help="reference (default) and/or tiny",
+        help="reference (default), reference_fused (the same CNN, fused BatchNorm kernels) "
+        "and/or tiny",
     )
     g.add_argument(
         "--dataset",

@@ -52,6 +52,14 @@ class Cell:
     variant: Variant
     workload: Workload
 
+    def __post_init__(self) -> None:
+        replicas, batch = self.variant.replicas, self.workload.batch_size
+        if batch % replicas:
+            raise ValueError(
+                f"batch_size={batch} does not split evenly over {replicas} "
+                f"replicas (the batch size is the global batch)"
+            )
+
     @property
     def label(self) -> str:
         """The variant name, e.g. ``xla/float32@cpu``."""

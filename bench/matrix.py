@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.config import Cell, RunOptions, cell_label
+from bench.distributed import execute_job
 from bench.peaks import ensure_peaks
 from bench.progress import Progress
 from bench.runner import Job, RunAssembler, execute_run
@@ -283,7 +284,7 @@ def _execute(
                 label + (" (profiling)" if job.profile else ""),
                 1 if job.profile else job.cell["epochs"],
             )
-            record = execute_run(
+            record = execute_job(
                 job, results.log_path(job.run_id), timeout, progress.on_event, stop
             )
             peak = peaks.get(f"{job.cell['device']}/{job.cell['precision']}")

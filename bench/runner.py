@@ -74,7 +74,8 @@ class Job:
         )
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, in UTC, ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -149,7 +150,7 @@ class RunAssembler:
         )
 
 
-def _describe_exit(code: int, log_file: Path) -> str:
+def describe_exit(code: int, log_file: Path) -> str:
     if code < 0:
         name = signal.Signals(-code).name
         why = f"worker killed by {name}"
@@ -173,10 +174,39 @@ def _child_env(device: str, source_root: str) -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
     """Asks the worker to stop; partial results follow on the event pipe."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
+
+
+def spawn_worker(
+    job: Job, log_file: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Starts ``python -m bench.worker`` for ``job`` in its own session, output to
+    ``log_file``; returns the process and the read end of its event pipe."""
+    read_fd, write_fd = os.pipe()
+    source = job.source_root or str(SOURCE_ROOT)
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", job.worker_input(write_fd)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            env={**_child_env(job.cell["device"], source), **(env or {})},
+            cwd=source,  # `python -m bench.worker` resolves from here first
+            start_new_session=True,  # the parent decides when a worker stops
+        )
+    os.close(write_fd)
+    return proc, read_fd
+
+
+def reap(proc: subprocess.Popen[bytes]) -> int:
+    """Waits for ``proc``; sets its return code; returns its peak RSS in bytes."""
+    _, wait_status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(wait_status)
+    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def execute_run(
@@ -194,28 +224,13 @@ def execute_run(
     """
     stop = stop or StopRequest()
     assembler = RunAssembler(job)
-    read_fd, write_fd = os.pipe()
-    started, t0 = _now(), time.monotonic()
-    source = job.source_root or str(SOURCE_ROOT)
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", job.worker_input(write_fd)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            env=_child_env(job.cell["device"], source),
-            cwd=source,  # `python -m bench.worker` resolves from here first
-            start_new_session=True,  # the parent decides when a worker stops
-        )
-    os.close(write_fd)
+    started, t0 = timestamp(), time.monotonic()
+    proc, read_fd = spawn_worker(job, log_file)
     outcome = _pump(proc, read_fd, assembler, t0, timeout_s, on_event, stop)
-    _, wait_status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(wait_status)
-    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    rss = reap(proc)
     run = dict(
         started_at=started,
-        finished_at=_now(),
+        finished_at=timestamp(),
         wall_seconds=time.monotonic() - t0,
         peak_rss_bytes=rss,
         exit_code=proc.returncode,
@@ -230,7 +245,7 @@ def execute_run(
     elif end:
         status, reason = str(end["status"]), end.get("reason")
     else:
-        status, reason = "failed", _describe_exit(proc.returncode, log_file)
+        status, reason = "failed", describe_exit(proc.returncode, log_file)
     return assembler.record(status, reason, **run)
 
 
@@ -260,7 +275,7 @@ def _pump(
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
-                        event = _parse_event(line)
+                        event = parse_event(line)
                         if event is not None:
                             assembler.feed(event)
                             if on_event:
@@ -275,16 +290,16 @@ def _pump(
             if outcome == "done" and timeout_s and now - t0 > timeout_s:
                 outcome = "timeout"
             if outcome != "done" and stop_deadline is None:
-                _stop(proc)
+                stop_worker(proc)
                 stop_deadline = now + GRACE_S
             if stop_deadline is not None and now > stop_deadline:
-                _kill(proc)
+                kill_worker(proc)
                 stop_deadline = float("inf")
     os.close(read_fd)
     return outcome
 
 
-def _parse_event(line: bytes) -> dict[str, Any] | None:
+def parse_event(line: bytes) -> dict[str, Any] | None:
     try:
         event = json.loads(line)
     except ValueError:
@@ -292,7 +307,7 @@ def _parse_event(line: bytes) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def kill_worker(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
 

@@ -83,14 +83,24 @@ class EventListener:
         self.events.emit("epoch", **vars(result))
 
 
-def _configure_threads(job: dict[str, Any]) -> None:
-    """Thread pools must be sized before TensorFlow executes its first op."""
+def _configure_runtime(job: dict[str, Any]) -> None:
+    """What must happen before TensorFlow executes its first op: thread pools, logical CPU
+    devices for a mirrored strategy on the CPU, and a multi-worker strategy itself."""
     import tensorflow as tf
+
+    from trainloop.distribute import create_strategy, split_cpu
 
     if job.get("intra_op_threads"):
         tf.config.threading.set_intra_op_parallelism_threads(job["intra_op_threads"])
     if job.get("inter_op_threads"):
         tf.config.threading.set_inter_op_parallelism_threads(job["inter_op_threads"])
+    if job.get("probe") or job.get("peak"):
+        return
+    variant = Variant(**job["variant"])
+    if variant.strategy == "mirrored" and variant.device == "cpu":
+        split_cpu(variant.replicas)
+    if variant.strategy == "multiworker":
+        create_strategy(variant)  # joins the cluster TF_CONFIG describes
 
 
 def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
@@ -101,7 +111,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     from trainloop.loop import DivergedError, TrainingLoop
     from trainloop.profiling import TraceWindow
 
-    _configure_threads(job)
+    _configure_runtime(job)
     log(f"pid {os.getpid()}, run {job.get('run_id')}, source {SOURCE_ROOT}")
     runtime = {**describe_runtime(), **source_revision(), "source_root": str(SOURCE_ROOT)}
     events.emit("hello", runtime=runtime, pid=os.getpid())

@@ -206,3 +206,41 @@ def accuracy_parity(summary: pd.DataFrame, tolerance: float = 0.01) -> list[Pari
                 ParityIssue(row["variant"], row["test_accuracy"], ref["test_accuracy"], tolerance)
             )
     return issues
+
+
+def scaling(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per distributed cell: replicas, per-replica batch, and throughput against the same
+    variant on one device without a strategy (speedup, and efficiency = speedup / replicas).
+    """
+    rows = []
+    for idx, row in summary[summary["strategy"] != "none"].iterrows():
+        feed = {
+            "steps_per_call": row["steps_per_call"],
+            "input_mode": row["input_mode"],
+            "strategy": "none",
+        }
+        single = _counterpart(summary, row, row["mode"], row["precision"], feed)
+        speedup = (row["throughput"] / single["throughput"]) if single is not None else math.nan
+        rows.append(
+            {
+                "index": idx,
+                "variant": row["variant"],
+                "replicas": row["replicas"],
+                "per_replica_batch": row["batch_size"] // row["replicas"],
+                "throughput": row["throughput"],
+                "speedup": speedup,
+                "efficiency": speedup / row["replicas"],
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "index",
+            "variant",
+            "replicas",
+            "per_replica_batch",
+            "throughput",
+            "speedup",
+            "efficiency",
+        ],
+    )

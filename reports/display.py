@@ -297,3 +297,27 @@ def profile_displays(report: Report) -> list[ProfileDisplay]:
         )
         out.append(ProfileDisplay(f"{p.variant} ({p.workload})", summary, ops, categories))
     return out
+
+
+def scaling_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The scaling table: distributed cells against the same variant on one device."""
+    header = [
+        "Variant",
+        "Replicas",
+        "Per-replica batch",
+        "Images/s",
+        "Speedup vs 1 device",
+        "Scaling efficiency",
+    ]
+    rows = [
+        [
+            str(r["variant"]),
+            str(r["replicas"]),
+            str(r["per_replica_batch"]),
+            number(r["throughput"]),
+            f"{number(r['speedup'])}×" if pd.notna(r["speedup"]) else "n/a",
+            f"{r['efficiency']:.0%}" if pd.notna(r["efficiency"]) else "n/a",
+        ]
+        for _, r in report.scaling.iterrows()
+    ]
+    return header, rows

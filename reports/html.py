@@ -7,7 +7,7 @@ import base64
 import html
 from datetime import UTC, datetime
 
-from reports.display import display_tables, geomean_rows, profile_displays
+from reports.display import display_tables, geomean_rows, profile_displays, scaling_rows
 from reports.figures import all_figures
 from reports.report import Report
 
@@ -88,6 +88,14 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
             '<p class="note">Over every workload each variant ran on; not clipped, '
             "so slowdowns count.</p>",
             _table(header, rows, "lrrr", table_id="geomeans"),
+        ]
+    if len(report.scaling):
+        header, rows = scaling_rows(report)
+        sections += [
+            "<h2>Scaling</h2>",
+            '<p class="note">The global batch split across '
+            "replicas; efficiency = speedup / replicas.</p>",
+            _table(header, rows, "lrrrrr", table_id="scaling"),
         ]
     displays = profile_displays(report)
     if displays:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reports.display import display_tables, geomean_rows, profile_displays
+from reports.display import display_tables, geomean_rows, profile_displays, scaling_rows
 from reports.report import Report
 
 
@@ -34,6 +34,12 @@ def timing_markdown(report: Report) -> str:
         parts.append(
             "**Geometric-mean speedup over workloads** (not clipped: slowdowns "
             "count)\n\n" + markdown_table(header, rows, "lrrr")
+        )
+    if len(report.scaling):
+        header, rows = scaling_rows(report)
+        parts.append(
+            "**Scaling** (the global batch split across replicas; efficiency = "
+            "speedup / replicas)\n\n" + markdown_table(header, rows, "lrrrrr")
         )
     displays = profile_displays(report)
     if displays:

@@ -28,6 +28,7 @@ MISMATCH = 0.10  # profiler vs harness step time: flag a larger relative differe
 CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("idle", ("idle",)),
     ("XLA cluster", ("xla",)),
+    ("all-reduce & collectives", ("collective", "allreduce", "nccl")),
     ("convolution", ("conv",)),
     ("matmul", ("matmul", "einsum")),
     ("pooling", ("pool",)),

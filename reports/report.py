@@ -52,6 +52,7 @@ class Report:
     geomeans: pd.DataFrame
     findings: list[Finding] = field(default_factory=list)
     profiles: list[ProfileSummary] = field(default_factory=list)
+    scaling: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def environments(self) -> list[dict[str, Any]]:
@@ -101,4 +102,12 @@ def build_report(results: Results, options: ReportOptions | None = None) -> Repo
         for p in profiles
         if p.mismatch > MISMATCH
     ]
-    return Report(results, options, table, comparisons.geometric_means(table), findings, profiles)
+    return Report(
+        results,
+        options,
+        table,
+        comparisons.geometric_means(table),
+        findings,
+        profiles,
+        comparisons.scaling(summary),
+    )

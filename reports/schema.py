@@ -21,7 +21,15 @@ KIND = "tapebench.run"
 STATUSES = ("ok", "skipped", "failed", "diverged", "oom", "timeout", "interrupted")
 PURPOSES = ("timing", "profile")  # a profile run captures a trace; its timings are not used
 PHASES = ("first", "warmup", "timed", "partial", "profiled")
-VARIANT_FIELDS = ("mode", "precision", "device", "steps_per_call", "input_mode")
+VARIANT_FIELDS = (
+    "mode",
+    "precision",
+    "device",
+    "steps_per_call",
+    "input_mode",
+    "strategy",
+    "replicas",
+)
 WORKLOAD_FIELDS = (
     "model",
     "dataset",
@@ -36,17 +44,19 @@ WORKLOAD_FIELDS = (
 )
 CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
 # Cell fields added after the first records were written, with the value they implied.
-CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata"}
+CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata", "strategy": "none", "replicas": 1}
 
 
 def variant_label(cell: dict[str, Any]) -> str:
-    """``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE``; the same grammar as
+    """``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE[*STRATEGY:N]``; the same grammar as
     ``trainloop.config.Variant.name`` (kept in step by a test)."""
     calls = cell.get("steps_per_call", 1)
     feed = cell.get("input_mode", "tfdata")
+    strategy, replicas = cell.get("strategy", "none"), cell.get("replicas", 1)
     return (
         f"{cell['mode']}{f':{calls}' if calls != 1 else ''}/{cell['precision']}"
         f"{f'+{feed}' if feed != 'tfdata' else ''}@{cell['device']}"
+        f"{f'*{strategy}:{replicas}' if strategy != 'none' else ''}"
     )
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 MODES = ("eager", "function", "xla", "fit")
 INPUT_MODES = ("tfdata", "numpy", "staged")
+STRATEGIES = ("none", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DEVICES = ("cpu", "gpu")
-MODELS = ("reference", "tiny")
+MODELS = ("reference", "reference_fused", "tiny")
 DATASETS = ("mnist", "fashion_mnist", "synthetic")
 
 
@@ -47,6 +48,10 @@ class Variant:
       input_mode: how batches reach the step: ``tfdata`` (a prefetching tf.data pipeline),
         ``numpy`` (NumPy slicing per step, as the classic tutorial does) or ``staged`` (the
         whole dataset on the device, batches gathered inside the step).
+      strategy: ``none``; ``mirrored`` (tf.distribute.MirroredStrategy over ``replicas``
+        GPUs, or logical CPU devices); ``multiworker`` (MultiWorkerMirroredStrategy over
+        ``replicas`` worker processes, one device each).
+      replicas: replicas the global batch is split across (1 without a strategy).
     """
 
     mode: str = "function"
@@ -54,6 +59,8 @@ class Variant:
     device: str = "cpu"
     steps_per_call: int = 1
     input_mode: str = "tfdata"
+    strategy: str = "none"
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -61,19 +68,28 @@ class Variant:
         _check_choice("device", self.device, DEVICES)
         _check_int("steps_per_call", self.steps_per_call, 1)
         _check_choice("input_mode", self.input_mode, INPUT_MODES)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_int("replicas", self.replicas, 1)
+        if self.strategy == "none" and self.replicas != 1:
+            raise ValueError(f"replicas={self.replicas} needs a strategy (mirrored or multiworker)")
 
     @property
     def name(self) -> str:
-        """A short label: ``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE``."""
+        """A short label: ``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE[*STRATEGY:N]``."""
         calls = f":{self.steps_per_call}" if self.steps_per_call != 1 else ""
         feed = f"+{self.input_mode}" if self.input_mode != "tfdata" else ""
-        return f"{self.mode}{calls}/{self.precision}{feed}@{self.device}"
+        spread = f"*{self.strategy}:{self.replicas}" if self.strategy != "none" else ""
+        return f"{self.mode}{calls}/{self.precision}{feed}@{self.device}{spread}"
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """Parses ``MODE[:STEPS_PER_CALL][/PRECISION][+INPUT][@DEVICE]``, e.g. ``xla``,
-        ``function:10``, ``function/mixed_bfloat16+staged@gpu``."""
-        rest, _, device = text.strip().partition("@")
+        """Parses ``MODE[:STEPS_PER_CALL][/PRECISION][+INPUT][@DEVICE][*STRATEGY[:N]]``,
+        e.g. ``xla``, ``function:10``, ``function/mixed_bfloat16+staged@gpu``,
+        ``function*mirrored:2`` (N defaults to 2)."""
+        text = text.strip()
+        head_text, _, spread = text.partition("*")
+        strategy, _, count = spread.partition(":")
+        rest, _, device = head_text.partition("@")
         rest, _, feed = rest.partition("+")
         head, _, precision = rest.partition("/")
         mode, _, calls = head.partition(":")
@@ -81,12 +97,18 @@ class Variant:
             steps_per_call = int(calls) if calls else 1
         except ValueError:
             raise ValueError(f"steps per call {calls!r} in {text!r} is not an integer") from None
+        try:
+            replicas = int(count) if count else (2 if strategy else 1)
+        except ValueError:
+            raise ValueError(f"replicas {count!r} in {text!r} is not an integer") from None
         return cls(
             mode=mode,
             precision=precision or "float32",
             device=device or "cpu",
             steps_per_call=steps_per_call,
             input_mode=feed or "tfdata",
+            strategy=strategy or "none",
+            replicas=replicas,
         )
 
     def unsupported_reason(self) -> str | None:
@@ -104,6 +126,17 @@ class Variant:
             return "steps per call > 1 loops over the tf.data iterator in-graph; use tfdata input"
         if self.mode == "fit" and self.input_mode != "tfdata":
             return "fit reads the tf.data pipeline; use tfdata input"
+        if self.strategy != "none":
+            if self.mode not in ("function", "xla"):
+                return "distributed steps run compiled (function or xla), not eager or fit"
+            if self.mode == "xla" and self.device == "cpu":
+                return (
+                    "TensorFlow's XLA cannot compile distributed steps on CPUs (no "
+                    "collectives on CPU devices under XLA; mirrored over logical CPUs "
+                    "fails on variables spread across devices); it can on GPUs"
+                )
+            if self.input_mode != "tfdata" or self.steps_per_call != 1:
+                return "distributed steps read a distributed tf.data pipeline, one step a call"
         return None
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.datasets import ArrayData
+from trainloop.distribute import shard_by_data
 from trainloop.session import Session
 from trainloop.step import wrap_step
 
@@ -155,6 +156,39 @@ class StagedFeed(Feed):
         return self._step
 
 
+class DistributedFeed(DatasetFeed):
+    """tf.data distributed by the session's strategy: each call runs the train step on
+    every replica (``strategy.run``) and sums the replicas' losses, each already divided by
+    the global batch size, into the global mean."""
+
+    def __init__(self, session: Session, dataset: tf.data.Dataset) -> None:
+        strategy = session.strategy
+        if strategy is None:
+            raise ValueError("a distributed feed needs a session with a strategy")
+        if session.variant.strategy == "multiworker":
+            dataset = shard_by_data(dataset)
+        self.distributed = strategy.experimental_distribute_dataset(dataset)
+        super().__init__(session, self.distributed)
+        step = session.train_step_fn
+
+        def distributed_step(images: Any, labels: Any) -> tf.Tensor:
+            per_replica = strategy.run(step, args=(images, labels))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        self._step = tf.function(
+            distributed_step,
+            input_signature=list(self.distributed.element_spec),
+            jit_compile=session.variant.mode == "xla",
+        )
+
+    def run(self, args: tuple[Any, ...]) -> tf.Tensor:
+        return self._step(*args)
+
+    @property
+    def traced(self) -> Any:
+        return self._step
+
+
 def create_feed(
     session: Session,
     variant: Variant,
@@ -163,6 +197,8 @@ def create_feed(
     dataset: tf.data.Dataset,
 ) -> Feed:
     """The feed for ``variant``'s input mode and steps per call."""
+    if variant.strategy != "none":
+        return DistributedFeed(session, dataset)
     if variant.input_mode == "numpy":
         return NumpyFeed(session, data, workload.batch_size, workload.seed)
     if variant.input_mode == "staged":

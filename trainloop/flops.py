@@ -60,6 +60,6 @@ def profiler_flops_per_step(step_fn: Any, batch_size: int, num_classes: int) -> 
         options["output"] = "none"
         with contextlib.redirect_stdout(io.StringIO()):
             stats = tf.compat.v1.profiler.profile(graph=graph, options=options)
-    except (ValueError, TypeError, tf.errors.OpError):
-        return None
+    except (ValueError, TypeError, RuntimeError, tf.errors.OpError):
+        return None  # e.g. under a strategy, where the step only traces per replica
     return float(stats.total_float_ops) or None

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.devices import device_scope
+from trainloop.distribute import create_strategy
 from trainloop.models import create_model
 from trainloop.step import (
     StepFn,
@@ -44,6 +46,7 @@ class Session:
     sync_method: str
     device: str
     policy: str
+    strategy: tf.distribute.Strategy | None = None
 
     def describe(self) -> dict[str, Any]:
         """Parameter count, dtypes, sync method and device, for the run record."""
@@ -59,21 +62,44 @@ class Session:
 
 
 @contextlib.contextmanager
+def _placement(variant: Variant) -> Iterator[tuple[str, tf.distribute.Strategy | None]]:
+    """The device scope, or the strategy's scope (which places variables and ops itself)."""
+    strategy = create_strategy(variant)
+    if strategy is None:
+        with device_scope(variant.device) as device:
+            yield device, None
+    else:
+        with strategy.scope():
+            yield (
+                (
+                    f"{variant.strategy} over {strategy.num_replicas_in_sync} "
+                    f"{variant.device} replicas"
+                ),
+                strategy,
+            )
+
+
+@contextlib.contextmanager
 def open_session(variant: Variant, workload: Workload, num_classes: int = 10) -> Iterator[Session]:
     """Seeds everything, then builds the model under the variant's precision policy on its
-    device, with the optimizer built before any tracing (else the first call traces twice).
+    device (or under its distribution strategy), with the optimizer built before any
+    tracing (else the first call traces twice).
 
     Raises:
       trainloop.devices.DeviceUnavailableError: the variant's device is not visible.
     """
     keras.utils.set_random_seed(workload.seed)
-    with device_scope(variant.device) as device, precision_policy(variant.precision) as policy:
+    with _placement(variant) as (device, strategy), precision_policy(variant.precision) as policy:
         model = create_model(workload.model, num_classes)
         optimizer = create_optimizer(workload.learning_rate, workload.epochs, variant.precision)
         optimizer.build(model.trainable_variables)
-        loss_fn = keras.losses.CategoricalCrossentropy()
+        loss_fn = keras.losses.CategoricalCrossentropy(reduction=None)  # per example
         signature = inputs.input_signature(num_classes)
         sync, sync_method = create_device_sync()
+        if variant.strategy == "multiworker":
+            # sync_devices would try to reach remote eager workers; the fetch of the
+            # (all-reduced) loss already waits for this worker's step.
+            sync, sync_method = (lambda: None), "fetch"
         step_fn = create_train_step(model, loss_fn, optimizer)
         # fit trains with the step Keras compiles; its evaluation (and any use of our
         # step) runs as a tf.function, like the function variant's.
@@ -90,4 +116,5 @@ def open_session(variant: Variant, workload: Workload, num_classes: int = 10) ->
             sync_method=sync_method,
             device=device,
             policy=policy.name,
+            strategy=strategy,
         )

@@ -51,16 +51,20 @@ def create_train_step(
     """The training step shared by every variant: forward under a tape, loss, gradients,
     apply. Returns the (unscaled) batch loss.
 
+    ``loss_fn`` returns per-example losses (``reduction=None``); their average is taken by
+    ``tf.nn.compute_average_loss``, which divides by the *global* batch size -- the batch
+    itself without a strategy, the batch of all replicas under one -- so that the gradients
+    the strategy all-reduces (sums) are those of the global mean loss.
     ``optimizer.scale_loss`` is the identity for plain optimizers and applies the dynamic
     loss scale for LossScaleOptimizer, whose ``apply_gradients`` unscales and skips
-    non-finite steps; so one code path serves every precision.
+    non-finite steps; so one code path serves every precision and strategy.
     """
     variables = model.trainable_variables
 
     def train_step(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             probs = model(images, training=True)
-            loss = loss_fn(labels, probs)
+            loss = tf.nn.compute_average_loss(loss_fn(labels, probs))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))

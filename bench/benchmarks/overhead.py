@@ -69,7 +69,7 @@ def _blocks(
     def untimed() -> float:
         start = time.perf_counter()
         feed.start_epoch(0)
-        loss = None
+        loss: Any = None
         for i in range(steps):
             loss = feed.run(feed.fetch(i, 1))
         float(loss)

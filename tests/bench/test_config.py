@@ -77,6 +77,8 @@ def test_reference_workload_defaults():
         "eager/mixed_float16+numpy@gpu",
         "fit:4",
         "fit/mixed_bfloat16@gpu",
+        "function*mirrored:2",
+        "xla/mixed_bfloat16@gpu*multiworker:4",
     ],
 )
 def test_variant_grammar_round_trips_and_matches_the_record_label(text):
@@ -113,6 +115,11 @@ def test_variant_parse_details():
         ("xla:10@gpu", None),
         ("fit:10", None),
         ("eager+staged", None),
+        ("eager*mirrored:2", "distributed steps run compiled"),
+        ("xla*multiworker:2", "XLA cannot compile distributed steps on CPUs"),
+        ("function+staged*mirrored:2", "distributed tf.data pipeline"),
+        ("function*mirrored:2", None),
+        ("xla@gpu*mirrored:4", None),
     ],
 )
 def test_unsupported_combinations_say_why(text, reason):
@@ -128,3 +135,15 @@ def test_run_options_validation(tmp_path):
         RunOptions(intra_op_threads=-1)
     with pytest.raises(ValueError, match="nothing to run"):
         create_cells([], Workload())
+
+
+def test_strategy_grammar_and_checks():
+    v = Variant.parse("function/mixed_bfloat16@cpu*mirrored")
+    assert (v.strategy, v.replicas) == ("mirrored", 2)
+    assert Variant.parse("function*multiworker:3").replicas == 3
+    with pytest.raises(ValueError, match="strategy='ring'"):
+        Variant.parse("function*ring:2")
+    with pytest.raises(ValueError, match="replicas=2 needs a strategy"):
+        Variant(replicas=2)
+    with pytest.raises(ValueError, match="batch_size=65 does not split evenly over 2 replicas"):
+        create_cells([Variant.parse("function*mirrored:2")], Workload(batch_size=65))

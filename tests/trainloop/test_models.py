@@ -86,7 +86,9 @@ def test_tiny_model_is_small_and_shaped_alike():
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="model='vgg' is not one of reference, tiny"):
+    with pytest.raises(
+        ValueError, match="model='vgg' is not one of reference, reference_fused, tiny"
+    ):
         create_model("vgg")
 
 
@@ -108,3 +110,51 @@ def test_analytic_flops_of_the_reference_step():
     expected = 64 * (3 * 2 * macs - 2 * 28 * 28 * 16 * 9)
     assert expected == 2_861_039_616
     assert analytic_flops_per_step(create_model("reference"), 64) == expected
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batchnorm_computes_what_keras_batchnorm_computes(policy):
+    import tensorflow as tf
+
+    from trainloop.models import FusedBatchNormalization
+
+    x = tf.random.stateless_normal([8, 5, 5, 3], seed=[1, 2]) * 3 + 1
+    with precision_policy(policy):
+        plain, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
+        plain.build(x.shape)
+        fused.build(x.shape)
+    for layer in (plain, fused):  # same non-trivial parameters in both
+        layer.gamma.assign([0.5, 1.0, 2.0])
+        layer.beta.assign([0.1, -0.2, 0.3])
+    xc = tf.cast(x, plain.compute_dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xc)
+        a, b = plain(xc, training=True), fused(xc, training=True)
+        loss_a, loss_b = (
+            tf.reduce_sum(tf.cast(a, tf.float32) ** 2),
+            tf.reduce_sum(tf.cast(b, tf.float32) ** 2),
+        )
+    tol = 1e-5 if policy == "float32" else 2e-2
+    np.testing.assert_allclose(tf.cast(b, tf.float32), tf.cast(a, tf.float32), rtol=tol, atol=tol)
+    np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, rtol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance, plain.moving_variance, rtol=1e-5)
+    np.testing.assert_allclose(
+        tf.cast(tape.gradient(loss_b, xc), tf.float32),
+        tf.cast(tape.gradient(loss_a, xc), tf.float32),
+        rtol=10 * tol,
+        atol=10 * tol,
+    )
+    np.testing.assert_allclose(
+        tf.cast(fused(xc, training=False), tf.float32),
+        tf.cast(plain(xc, training=False), tf.float32),
+        rtol=tol,
+        atol=tol,
+    )
+
+
+def test_the_fused_reference_model_is_the_same_model():
+    plain, fused = create_model("reference"), create_model("reference_fused")
+    assert fused.count_params() == plain.count_params() == 258_794
+    assert [type(x).__name__.replace("Fused", "") for x in fused.layers] == [
+        type(x).__name__ for x in plain.layers
+    ]

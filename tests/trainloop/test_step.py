@@ -96,7 +96,7 @@ def test_function_and_xla_trace_once_per_signature():
     model = create_model("tiny")
     opt = create_optimizer(1e-3, 1, "float32")
     opt.build(model.trainable_variables)
-    fn = create_train_step(model, keras.losses.CategoricalCrossentropy(), opt)
+    fn = create_train_step(model, keras.losses.CategoricalCrossentropy(reduction=None), opt)
     sig = inputs.input_signature(10)
     x, y = tf.zeros([8, 28, 28, 1]), tf.one_hot(tf.zeros([8], tf.int32), 10)
     for mode in ("function", "xla"):

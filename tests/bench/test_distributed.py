@@ -1,0 +1,122 @@
+"""tf.distribute: mirrored over logical CPU devices, and multi-worker clusters on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import numpy as np
+
+from reports.load import load_records
+from tests.bench.test_cli import run_cli
+from tests.bench.test_matrix import start_cli
+
+TINY = [
+    "--model",
+    "tiny",
+    "--dataset",
+    "synthetic",
+    "--devices",
+    "cpu",
+    "--epochs",
+    "1",
+    "--warmup-steps",
+    "1",
+    "--eval-examples",
+    "64",
+    "--batch-size",
+    "32",
+]
+
+
+def _losses(record) -> np.ndarray:
+    return np.array(record.steps.loss, dtype=float)
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        tmp_path,
+        "run",
+        *TINY,
+        "--steps-per-epoch",
+        "6",
+        "--variants",
+        "function,function*mirrored:2",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    records = {r.variant_name: r for r in load_records([out])}
+    single, mirrored = records["function/float32@cpu"], records["function/float32@cpu*mirrored:2"]
+    assert mirrored.status == "ok", mirrored.reason
+    assert "mirrored over 2 cpu replicas" in mirrored.info["device"]
+    # The same global batch of 32, split 16 + 16. The step divides each replica's loss by
+    # the global batch and the strategy sums gradients, so the update is the single
+    # device's -- except that BatchNorm normalises each replica's half batch with its own
+    # statistics: the losses agree to a few percent, not to rounding (see README).
+    np.testing.assert_allclose(_losses(mirrored), _losses(single), rtol=0.05)
+    assert "| function/float32@cpu*mirrored:2 | 2 | 16 |" in result.stdout  # scaling table
+
+
+def test_two_workers_on_loopback_train_and_merge(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        tmp_path,
+        "run",
+        *TINY,
+        "--steps-per-epoch",
+        "6",
+        "--variants",
+        "function*multiworker:2",
+        "--timeout",
+        "300",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = load_records([out])
+    assert record.status == "ok", record.reason
+    workers = record.info["workers"]
+    assert [w["index"] for w in workers] == [0, 1]
+    assert all(w["status"] == "ok" for w in workers)
+    assert record.peak_rss_bytes == sum(w["peak_rss_bytes"] for w in workers)
+    assert len(record.steps) == 6 and np.isfinite(_losses(record)).all()
+    assert all(os.path.exists(w["log_file"]) for w in workers)
+    assert all(c.startswith("127.0.0.1:") for c in record.info["cluster"])
+
+
+def test_a_dead_worker_fails_the_run_quickly(tmp_path):
+    out = tmp_path / "out"
+    proc = start_cli(
+        tmp_path,
+        "run",
+        *TINY,
+        "--steps-per-epoch",
+        "400",
+        "--variants",
+        "function*multiworker:2",
+        "--timeout",
+        "600",
+        "-o",
+        str(out),
+    )
+    deadline = time.monotonic() + 180
+    pid = None
+    while pid is None and time.monotonic() < deadline:
+        for log in (out / "logs").glob("*-w1.log") if (out / "logs").is_dir() else []:
+            text = log.read_text()
+            if "first step took" in text:
+                pid = int(re.search(r"tapebench worker: pid (\d+)", text).group(1))
+        time.sleep(0.2)
+    assert pid is not None, "worker 1 never started training"
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert time.monotonic() - killed_at < 60  # not the 600 s timeout, not a hang
+    assert proc.returncode == 1, stderr
+    (record,) = load_records([out])
+    assert record.status == "failed"
+    assert "worker 1 of 2" in record.reason and "SIGKILL" in record.reason

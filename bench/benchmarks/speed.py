@@ -34,6 +34,7 @@ from reports.report import build_report
 VARIANTS = (
     "function",
     "function/mixed_bfloat16",
+    "function:10/mixed_bfloat16",
     "xla",
     "fit",
     "function:10",
@@ -41,6 +42,7 @@ VARIANTS = (
     "function+numpy",
     "function+staged",
 )
+MODELS = ("reference", "reference_fused")
 
 
 def _row(table: pd.DataFrame, variant: str, model: str) -> pd.Series:

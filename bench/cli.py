@@ -155,6 +155,20 @@ def _add_execution_options(p: argparse.ArgumentParser, output: str) -> None:
         metavar="SECONDS|none",
         help="wall-clock limit per run (default: from --preset)",
     )
+    g.add_argument(
+        "--cluster",
+        type=lambda t: [a.strip() for a in t.split(",") if a.strip()],
+        metavar="HOST:PORT,...",
+        help="multi-worker cells spread over machines: "
+        "every worker's address (run the same command on each machine)",
+    )
+    g.add_argument(
+        "--task-index",
+        type=parse_count,
+        default=0,
+        metavar="N",
+        help="with --cluster: this machine's worker (0 is the chief)",
+    )
 
 
 def _add_run_parser(sub: Any) -> argparse.ArgumentParser:

@@ -100,7 +100,11 @@ def _plan(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, D
             inter_op_threads=args.inter_op_threads,
             timeout_s=getattr(args, "timeout", PRESET_TIMEOUTS[args.preset]),
             profile=getattr(args, "profile", None),
+            cluster=tuple(args.cluster) if getattr(args, "cluster", None) else None,
+            task_index=getattr(args, "task_index", 0),
         )
+        if options.cluster is not None:
+            _check_cluster(cells, options.cluster)
         sources: dict[str, DataSource] = {
             name: locate_dataset(name, args.data_dir)
             for name in dict.fromkeys(c.workload.dataset for c in cells)
@@ -108,6 +112,17 @@ def _plan(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, D
     except (ValueError, DatasetNotFoundError) as exc:
         raise UsageError(str(exc)) from None
     return cells, options, sources
+
+
+def _check_cluster(cells: list[Cell], cluster: tuple[str, ...]) -> None:
+    """With ``--cluster`` every cell must be a multi-worker cell of that many workers."""
+    for cell in cells:
+        v = cell.variant
+        if v.strategy != "multiworker" or v.replicas != len(cluster):
+            raise ValueError(
+                f"--cluster lists {len(cluster)} workers, so every variant must end in "
+                f"*multiworker:{len(cluster)} (got {v.name})"
+            )
 
 
 def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:

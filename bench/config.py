@@ -82,6 +82,8 @@ class RunOptions:
       profile: steps ``(first, last)`` to trace in one extra profiling run per cell.
       measure_peak: measure (once per environment, cached) the matmul peak of each device
         and precision, so reports can show the fraction of peak each variant reaches.
+      cluster, task_index: for multi-worker cells spread over machines: every worker's
+        HOST:PORT, and this machine's index; only that worker is started here.
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -91,8 +93,20 @@ class RunOptions:
     timeout_s: float | None = None
     profile: tuple[int, int] | None = None
     measure_peak: bool = True
+    cluster: tuple[str, ...] | None = None
+    task_index: int = 0
 
     def __post_init__(self) -> None:
+        if self.cluster is not None:
+            if len(self.cluster) < 2 or any(":" not in a for a in self.cluster):
+                raise ValueError(
+                    f"cluster={','.join(self.cluster)!r} must list at least two HOST:PORT addresses"
+                )
+            if not 0 <= self.task_index < len(self.cluster):
+                raise ValueError(
+                    f"task_index={self.task_index} is not an index into the "
+                    f"{len(self.cluster)}-worker cluster"
+                )
         if self.profile is not None and not 0 <= self.profile[0] < self.profile[1]:
             raise ValueError(
                 f"profile window {self.profile[0]}:{self.profile[1]} must satisfy 0 <= first < last"

@@ -51,13 +51,10 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def tf_config(ports: list[int], index: int) -> str:
-    """The ``TF_CONFIG`` of worker ``index`` in a cluster on ``ports``."""
+def tf_config(addresses: list[str], index: int) -> str:
+    """The ``TF_CONFIG`` of worker ``index`` in a cluster of ``addresses``."""
     return json.dumps(
-        {
-            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-            "task": {"type": "worker", "index": index},
-        }
+        {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
     )
 
 
@@ -73,23 +70,35 @@ def execute_multiworker_run(
     on_event: EventHook | None = None,
     stop: StopRequest | None = None,
 ) -> RunRecord:
-    """Runs ``job`` as ``job.cell["replicas"]`` cooperating worker processes."""
+    """Runs ``job`` as ``job.cell["replicas"]`` cooperating worker processes on
+    127.0.0.1 -- or, with ``job.cluster`` (one worker per machine), only this machine's
+    worker, ``job.task_index``."""
     stop = stop or StopRequest()
     count = int(job.cell["replicas"])
-    ports = free_ports(count)
-    logs = [worker_log(log_file, i) for i in range(count)]
+    if job.cluster is not None:
+        if len(job.cluster) != count:
+            raise ValueError(
+                f"the cluster lists {len(job.cluster)} workers but the cell has {count} replicas"
+            )
+        addresses, local = list(job.cluster), [job.task_index]
+    else:
+        addresses, local = [f"127.0.0.1:{p}" for p in free_ports(count)], list(range(count))
+    logs = [worker_log(log_file, i) for i in local]
     started, t0 = timestamp(), time.monotonic()
-    workers = [spawn_worker(job, logs[i], {"TF_CONFIG": tf_config(ports, i)}) for i in range(count)]
-    assemblers = [RunAssembler(job) for _ in range(count)]
+    workers = [
+        spawn_worker(job, log, {"TF_CONFIG": tf_config(addresses, i)})
+        for log, i in zip(logs, local, strict=True)
+    ]
+    assemblers = [RunAssembler(job) for _ in local]
     outcome, culprit = _pump_all(workers, assemblers, t0, timeout_s, on_event, stop, logs)
     rss = [reap(proc) for proc, _ in workers]
     summaries = [
-        _summary(i, a, p.returncode, logs[i], r)
-        for i, (a, (p, _), r) in enumerate(zip(assemblers, workers, rss, strict=True))
+        _summary(i, a, p.returncode, log, r)
+        for i, a, (p, _), log, r in zip(local, assemblers, workers, logs, rss, strict=True)
     ]
     chief = assemblers[0]
     chief.info["workers"] = summaries
-    chief.info["cluster"] = [f"127.0.0.1:{p}" for p in ports]
+    chief.info["cluster"] = addresses
     run = dict(
         started_at=started,
         finished_at=timestamp(),
@@ -105,12 +114,12 @@ def execute_multiworker_run(
         status, reason = "interrupted", "tapebench was interrupted during this run"
     elif culprit is not None:
         status = "failed"
-        reason = f"worker {culprit} of {count}: {summaries[culprit]['reason']}"
+        reason = f"worker {local[culprit]} of {count}: {summaries[culprit]['reason']}"
     else:
         ends = [a.end or {} for a in assemblers]
         bad = [i for i, e in enumerate(ends) if e.get("status") != "ok"]
         status = "ok" if not bad else str(ends[bad[0]].get("status") or "failed")
-        reason = None if not bad else f"worker {bad[0]}: {summaries[bad[0]]['reason']}"
+        reason = None if not bad else f"worker {local[bad[0]]}: {summaries[bad[0]]['reason']}"
     return chief.record(status, reason, **run)
 
 

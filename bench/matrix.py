@@ -105,6 +105,8 @@ def create_plan(
             "intra_op_threads": options.intra_op_threads,
             "inter_op_threads": options.inter_op_threads,
             "measure_peak": options.measure_peak,
+            "cluster": list(options.cluster) if options.cluster else None,
+            "task_index": options.task_index,
         },
         "slots": slots,
         "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
@@ -214,6 +216,8 @@ def _jobs(
                 intra_op_threads=options["intra_op_threads"],
                 inter_op_threads=options["inter_op_threads"],
                 purpose=slot.get("purpose", "timing"),
+                cluster=tuple(options["cluster"]) if options.get("cluster") else None,
+                task_index=options.get("task_index", 0),
                 profile=_profile_job(manifest, slot, cell, results),
             )
         )

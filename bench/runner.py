@@ -49,6 +49,8 @@ class Job:
     purpose: str = "timing"
     profile: dict[str, Any] | None = None  # first, last, trace_root, run_name
     peak: list[tuple[str, str]] | None = None  # (device, precision) pairs to benchmark
+    cluster: tuple[str, ...] | None = None  # multi-worker over machines: every HOST:PORT
+    task_index: int = 0  # ... and this machine's worker
 
     def worker_input(self, events_fd: int) -> str:
         """The JSON document the worker takes as its argument."""

@@ -120,3 +120,69 @@ def test_a_dead_worker_fails_the_run_quickly(tmp_path):
     (record,) = load_records([out])
     assert record.status == "failed"
     assert "worker 1 of 2" in record.reason and "SIGKILL" in record.reason
+
+
+def test_one_worker_per_machine_with_an_explicit_cluster(tmp_path):
+    from bench.distributed import free_ports
+
+    cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    procs = [
+        start_cli(
+            tmp_path,
+            "run",
+            *TINY,
+            "--steps-per-epoch",
+            "4",
+            "--variants",
+            "function*multiworker:2",
+            "--cluster",
+            cluster,
+            "--task-index",
+            str(i),
+            "--timeout",
+            "300",
+            "-o",
+            str(tmp_path / f"machine{i}"),
+        )
+        for i in (0, 1)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    for i in (0, 1):
+        (record,) = load_records([tmp_path / f"machine{i}"])
+        assert record.status == "ok", record.reason
+        assert [w["index"] for w in record.info["workers"]] == [i]
+        assert record.info["cluster"] == cluster.split(",")
+
+
+def test_a_cluster_that_does_not_match_the_replicas_is_refused(tmp_path):
+    result = run_cli(
+        tmp_path,
+        "run",
+        *TINY,
+        "--variants",
+        "function*multiworker:2",
+        "--cluster",
+        "127.0.0.1:1",
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2 and "at least two HOST:PORT" in result.stderr
+
+
+def test_a_cluster_needs_multiworker_cells_of_its_size(tmp_path):
+    result = run_cli(
+        tmp_path,
+        "run",
+        *TINY,
+        "--variants",
+        "function*mirrored:2",
+        "--cluster",
+        "127.0.0.1:1,127.0.0.1:2",
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2
+    assert "*multiworker:2 (got function/float32@cpu*mirrored:2)" in result.stderr
+    assert not (tmp_path / "out").exists()

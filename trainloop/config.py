@@ -153,6 +153,8 @@ class Workload:
       batch_size: examples per training step.
       epochs: training epochs; also the ``epochs`` of the learning-rate decay.
       steps_per_epoch: cap on steps per epoch; None trains on the whole training set.
+        With a cap, the tf.data input continues its shuffled stream into the next epoch
+        (the NumPy and staged inputs start a fresh permutation each epoch).
       warmup_steps: steps after the first call that are recorded but excluded from statistics.
       eval_examples: test examples evaluated after each epoch; None means the whole test set,
         0 disables evaluation.

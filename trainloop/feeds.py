@@ -58,7 +58,9 @@ class DatasetFeed(Feed):
         self.iterator: Any = None
 
     def start_epoch(self, epoch: int) -> None:
-        self.iterator = iter(self.dataset)
+        # One iterator for the whole run: the dataset is an endless stream of epochs.
+        if self.iterator is None:
+            self.iterator = iter(self.dataset)
 
     def fetch(self, first_step: int, steps: int) -> tuple[Any, ...]:
         return next(self.iterator)

@@ -40,7 +40,16 @@ def steps_per_epoch(examples: int, batch_size: int, drop_remainder: bool) -> int
 def create_train_dataset(
     data: ArrayData, batch_size: int, seed: int, drop_remainder: bool
 ) -> tf.data.Dataset:
-    """Reshuffled every epoch (deterministically, from ``seed``), batched, prefetched."""
+    """An endless stream of passes over the training set, each reshuffled
+    (deterministically, from ``seed``), batched, prefetched.
+
+    Endless so that a run reads it through one iterator: the training loop takes each
+    epoch's steps from the stream, and a pass ends exactly where an epoch ends when epochs
+    are full passes. Starting a fresh iterator per epoch would destroy the previous one
+    mid-pass whenever epochs are cut short, and destroying an iterator while its parallel
+    ``map`` has batches in flight can block for seconds (up to ~10 s observed on a 2-core
+    CPU), which would land in the next epoch's first step.
+    """
     x, y = to_model_arrays(data.x_train, data.y_train, data.num_classes)
     with tf.device("/CPU:0"):
         x_t, y_t = tf.constant(x), tf.constant(y)
@@ -54,6 +63,7 @@ def create_train_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+        .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
 

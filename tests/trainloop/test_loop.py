@@ -203,3 +203,27 @@ def test_an_injected_delay_slows_every_step(learnable):
     # Every interval contains the busy wait, so no step can be shorter than it.
     assert min(s for c in slowed.chunks for s in c.seconds) >= 0.05
     assert plain.info.injected_delay_s == 0.0
+
+
+def test_the_training_stream_reshuffles_each_pass_and_feeds_keep_one_iterator():
+    from trainloop import inputs
+    from trainloop.feeds import DatasetFeed
+
+    data = synthetic_arrays(0, sizes=(96, 8))
+    dataset = inputs.create_train_dataset(data, 32, seed=0, drop_remainder=True)
+    feed = DatasetFeed(session=None, dataset=dataset)  # type: ignore[arg-type]
+    passes = []
+    for epoch in range(2):
+        feed.start_epoch(epoch)
+        if epoch == 0:
+            first_iterator = feed.iterator
+        batches = [feed.fetch(i, 1)[0].numpy() for i in range(3)]
+        passes.append(np.concatenate(batches).reshape(96, -1))
+    # Every epoch is one full pass over the 96 examples, in a fresh order ...
+    for images in passes:
+        assert len({row.tobytes() for row in images}) == 96
+    assert {r.tobytes() for r in passes[0]} == {r.tobytes() for r in passes[1]}
+    assert not np.array_equal(passes[0], passes[1])
+    # ... read through the same iterator (a fresh one per epoch would destroy the old
+    # one mid-pass when epochs are capped, which can stall for seconds).
+    assert feed.iterator is first_iterator

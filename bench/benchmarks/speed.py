@@ -5,12 +5,14 @@
 Runs the reference CNN -- as written with Keras BatchNormalization (``reference``) and
 with the fused BatchNorm kernel (``reference_fused``) -- on synthetic data (batch 64) in
 these CPU variants, every repeat in a fresh process, interleaved: function in float32 and
-mixed_bfloat16, 10 steps per call in mixed_bfloat16, XLA, Keras fit, function with 100
+mixed_bfloat16, 10 steps per call in mixed_bfloat16, XLA, Keras fit (float32 and
+mixed_bfloat16), function with 100
 steps per call, and function fed by NumPy slicing and from staged tensors. Then prints,
 from the stored records:
 
 * the best tapebench variant's throughput against ``fit`` on the reference model as
-  written (what most users run), and against ``fit`` on the fused model;
+  written (what most users run), against ``fit`` on the fused model, and against ``fit``
+  on the same model in the same precision;
 * steps per call 1 vs 10 vs 100;
 * NumPy slicing vs tf.data vs staged input, with the input pipeline's share;
 * the fused BatchNorm model against the model as written;
@@ -37,6 +39,7 @@ VARIANTS = (
     "function:10/mixed_bfloat16",
     "xla",
     "fit",
+    "fit/mixed_bfloat16",
     "function:10",
     "function:100",
     "function+numpy",
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best tapebench variant: {best[0]} on {best[1]}")
     print(f"  vs fit on the reference model as written: {_ratio(cpu, best, fit)}")
     print(f"  vs fit on the fused model:                {_ratio(cpu, best, fused)}")
+    same = (f"fit/{_row(cpu, *best)['precision']}@cpu", best[1])
+    print(f"  vs fit, same model and precision:         {_ratio(cpu, best, same)}")
     print(f"function vs fit, same model:                {_ratio(cpu, f32, fit)}")
     print(f"fused BatchNorm vs Keras BatchNorm, function float32: {_ratio(cpu, f32_fused, f32)}")
     bf16 = "function/mixed_bfloat16@cpu"

@@ -31,6 +31,10 @@ from trainloop.step import wrap_step
 class Feed:
     """Fetches a call's inputs (timed as input) and runs the call (timed as compute)."""
 
+    # False where the batches are read inside the compiled call, so ``fetch`` does not
+    # obtain them and its time is not the input pipeline's.
+    fetch_reads_input = True
+
     def start_epoch(self, epoch: int) -> None:
         """Prepares the epoch's batch order (part of the epoch's time)."""
         raise NotImplementedError
@@ -75,6 +79,8 @@ class DatasetFeed(Feed):
 
 class InGraphLoopFeed(DatasetFeed):
     """tf.data, ``steps`` steps per call in a compiled loop that reads the iterator."""
+
+    fetch_reads_input = False
 
     def __init__(self, session: Session, dataset: tf.data.Dataset) -> None:
         super().__init__(session, dataset)

@@ -280,7 +280,7 @@ class _FeedTrainer:
                 if delay:
                     t = _busy_wait(t, delay * k)
                 seconds.append((t - t_prev) / k)
-                inputs_s.append((t_input - t_prev) / k)
+                inputs_s.append((t_input - t_prev) / k if feed.fetch_reads_input else None)
                 losses.append(loss)
                 t_prev = t
                 if run_step + done == 0:

@@ -49,6 +49,8 @@ class _Quiet:
 class _NullFeed:
     """A feed whose step does no work: what remains is the loop's own machinery."""
 
+    fetch_reads_input = True
+
     def __init__(self, loss: Any) -> None:
         self.loss, self.traced = loss, None
 

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from trainloop.events import DivergedError, LoopInfo, LoopListener, StepChunk
+from trainloop.profiling import TraceWindow
 from trainloop.session import Session
 
 if TYPE_CHECKING:
@@ -26,16 +27,44 @@ if TYPE_CHECKING:
 class _Timer(keras.callbacks.Callback):
     """Records the end of every execution, synced."""
 
-    def __init__(self, sync: Any, progress: Any) -> None:
+    def __init__(
+        self,
+        sync: Any,
+        progress: Any,
+        trace: TraceWindow | None = None,
+        first_step: int = 0,
+        per_call: int = 1,
+    ) -> None:
         super().__init__()
         self.sync, self.progress = sync, progress
+        self.trace, self.first_step, self.per_call = trace, first_step, per_call
         self.ends: list[float] = []
         self.losses: list[float] = []
         self._next_progress = 0.0
+        self._marker: Any = None
+
+    def _steps(self) -> range:
+        """The run steps of the execution in progress."""
+        first = self.first_step + len(self.ends) * self.per_call
+        return range(first, first + self.per_call)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        trace, steps = self.trace, self._steps()
+        if trace is None or not any(trace.covers(s) for s in steps):
+            return
+        if trace.first in steps:
+            trace.before(trace.first)
+        self._marker = trace.step(steps[0])
+        self._marker.__enter__()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = float((logs or {}).get("loss", math.nan))  # a host fetch: waits for the step
         self.sync()
+        if self._marker is not None:
+            self._marker.__exit__(None, None, None)
+            self._marker = None
+            if self.trace is not None and self.trace.last - 1 in self._steps():
+                self.trace.after(self.trace.last - 1)
         now = time.perf_counter()
         self.ends.append(now)
         self.losses.append(loss)
@@ -75,7 +104,11 @@ class FitTrainer:
         n = loop.steps_in_epoch(epoch)
         per_call = loop.variant.steps_per_call
         timer = _Timer(
-            self.session.sync, lambda calls: listener.progress(epoch, min(calls * per_call, n), n)
+            self.session.sync,
+            lambda calls: listener.progress(epoch, min(calls * per_call, n), n),
+            loop.trace,
+            epoch * loop.steps_per_epoch,
+            per_call,
         )
         start = time.perf_counter()
         try:

@@ -33,7 +33,7 @@ ARGS = [
     "--eval-examples",
     "0",
     "--variants",
-    "function,xla",
+    "function,xla,fit",
     "--profile",
     "4:7",
 ]
@@ -50,12 +50,16 @@ def profiled(tmp_path_factory):
 def test_a_profiling_pass_per_cell_in_the_xprof_layout(profiled):
     out, result = profiled
     sessions = sorted((out / "traces" / "plugins" / "profile").iterdir())
-    assert [s.name.split("_")[0] for s in sessions] == ["function-float32-cpu", "xla-float32-cpu"]
+    assert [s.name.split("_")[0] for s in sessions] == [
+        "fit-float32-cpu",
+        "function-float32-cpu",
+        "xla-float32-cpu",
+    ]
     for session in sessions:
         assert list(session.glob("*.xplane.pb")), f"no trace in {session}"
     results = load_results([out])
     profile_runs = [r for r in results.records if r.purpose == "profile"]
-    assert len(profile_runs) == 2
+    assert len(profile_runs) == 3
     for run in profile_runs:
         assert run.status == "ok" and run.info["trace"].startswith("traces/plugins/profile/")
         assert list(run.steps.phase) == [
@@ -75,7 +79,7 @@ def test_the_trace_is_summarised_without_a_ui(profiled):
     out, _ = profiled
     report = build_report(load_results([out]))
     by_variant = {p.variant: p for p in report.profiles}
-    assert set(by_variant) == {"function/float32@cpu", "xla/float32@cpu"}
+    assert set(by_variant) == {"function/float32@cpu", "xla/float32@cpu", "fit/float32@cpu"}
     function = by_variant["function/float32@cpu"]
     assert len(function.top_ops) > 0 and function.steps == 3
     assert function.top_ops["type"].str.contains("Conv2D|MatMul").any()
@@ -84,6 +88,9 @@ def test_the_trace_is_summarised_without_a_ui(profiled):
     xla = by_variant["xla/float32@cpu"]
     assert xla.top_ops.iloc[0]["category"] == "XLA cluster"
     assert any("one compiled cluster" in n for n in xla.notes)
+    # Keras fit is traced too (a callback starts, marks and stops the profiler).
+    fit = by_variant["fit/float32@cpu"]
+    assert fit.steps == 3 and fit.top_ops["type"].str.contains("Conv2D|MatMul").any()
     text = timing_markdown(report)
     assert "**Profiles**" in text and "profiler step time" in text
 

@@ -133,8 +133,10 @@ class TrainingLoop:
         """
         v, w = self.variant, self.workload
         with open_session(v, w, self.data.num_classes) as session:
+            # The stream keeps a partial batch only where an epoch ends with it: with capped
+            # epochs it would otherwise surface mid-epoch, a smaller batch timed as a full one.
             train_ds = inputs.create_train_dataset(
-                self.data, w.batch_size, w.seed, w.drop_remainder
+                self.data, w.batch_size, w.seed, drop_remainder=not self._partial_last
             )
             eval_ds = (
                 inputs.create_eval_dataset(self.data, w.batch_size, w.eval_examples)

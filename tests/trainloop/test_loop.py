@@ -231,3 +231,32 @@ def test_the_training_stream_reshuffles_each_pass_and_feeds_keep_one_iterator():
     # ... read through the same iterator (a fresh one per epoch would destroy the old
     # one mid-pass when epochs are capped, which can stall for seconds).
     assert feed.iterator is first_iterator
+
+
+@pytest.mark.parametrize("steps_per_epoch, keeps_partial", [(2, False), (None, True)])
+def test_the_stream_keeps_the_partial_batch_only_where_an_epoch_ends_with_it(
+    monkeypatch, steps_per_epoch, keeps_partial
+):
+    # 100 examples = 3 batches of 32 + 4. Epochs capped at 2 steps read through the end of
+    # the first pass during the second epoch, where a kept partial batch would be timed as
+    # a full step; full epochs end exactly with it.
+    from trainloop import loop as loop_module
+
+    seen = []
+    real = loop_module.inputs.create_train_dataset
+
+    def spy(data, batch_size, seed, drop_remainder):
+        seen.append(drop_remainder)
+        return real(data, batch_size, seed, drop_remainder)
+
+    monkeypatch.setattr(loop_module.inputs, "create_train_dataset", spy)
+    rec = train(
+        learnable_arrays(n_train=100, n_test=40),
+        epochs=3,
+        steps_per_epoch=steps_per_epoch,
+        warmup_steps=1,
+        drop_remainder=False,
+        eval_examples=0,
+    )
+    assert seen == [not keeps_partial]
+    assert ("partial" in rec.phases) == keeps_partial

@@ -49,8 +49,11 @@ class _Timer(keras.callbacks.Callback):
         return range(first, first + self.per_call)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        trace, steps = self.trace, self._steps()
-        if trace is None or not any(trace.covers(s) for s in steps):
+        trace = self.trace
+        if trace is None:
+            return
+        steps = self._steps()
+        if not any(trace.covers(s) for s in steps):
             return
         if trace.first in steps:
             trace.before(trace.first)

@@ -258,6 +258,7 @@ class _FeedTrainer:
         """Runs one epoch's calls; returns (seconds, examples, mean loss)."""
         loop, feed, sync = self.loop, self.feed, self.session.sync
         w, delay, trace = loop.workload, loop.inject_delay_s, loop.trace
+        reads_input = feed.fetch_reads_input
         n = loop.steps_in_epoch(epoch)
         run_step = epoch * loop.steps_per_epoch  # the run step of this epoch's first step
         partial_last = loop._partial_last and n == loop.steps_per_epoch
@@ -282,7 +283,7 @@ class _FeedTrainer:
                 if delay:
                     t = _busy_wait(t, delay * k)
                 seconds.append((t - t_prev) / k)
-                inputs_s.append((t_input - t_prev) / k if feed.fetch_reads_input else None)
+                inputs_s.append((t_input - t_prev) / k if reads_input else None)
                 losses.append(loss)
                 t_prev = t
                 if run_step + done == 0:

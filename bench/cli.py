@@ -17,6 +17,7 @@ from bench import commands
 from bench.config import PRESET_HELP, PRESETS
 from bench.matrixfile import MatrixFileError, load_matrix_file
 from bench.parsing import (
+    parse_addresses,
     parse_choices,
     parse_count,
     parse_count_or_all,
@@ -157,7 +158,7 @@ def _add_execution_options(p: argparse.ArgumentParser, output: str) -> None:
     )
     g.add_argument(
         "--cluster",
-        type=lambda t: [a.strip() for a in t.split(",") if a.strip()],
+        type=parse_addresses,
         metavar="HOST:PORT,...",
         help="multi-worker cells spread over machines: "
         "every worker's address (run the same command on each machine)",

@@ -144,3 +144,11 @@ def parse_window(text: str) -> tuple[int, int]:
             f"{text!r}: expected FIRST:LAST steps with 0 <= FIRST < LAST, e.g. 20:25"
         )
     return window
+
+
+def parse_addresses(text: str) -> list[str]:
+    """Comma-separated ``HOST:PORT`` addresses (a multi-worker cluster)."""
+    addresses = _items(text)
+    if not addresses or any(not a.rpartition(":")[2].isdigit() for a in addresses):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT,HOST:PORT,...")
+    return addresses

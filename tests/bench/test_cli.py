@@ -48,6 +48,7 @@ def run_cli(tmp_path, *args, timeout=600):
         (["run", "--batch-sizes", "32,x"], "'x' is not an integer >= 1"),
         (["run", "--repeats", "0"], "'0' is not an integer >= 1"),
         (["run", "--timeout", "-3"], "'-3' is not a positive number"),
+        (["run", "--cluster", "hostonly"], "'hostonly': expected HOST:PORT,HOST:PORT"),
         (["run", "--matrix", "missing.toml"], "missing.toml: cannot read"),
         (["run", "--variants", "xla@gpu"], "expected MODE[/PRECISION] items"),
         (["run", "--variants", "eager", "--modes", "xla"], "--variants cannot be combined"),

@@ -38,7 +38,6 @@ class Session:
     variant: Variant
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
-    loss_fn: keras.losses.Loss
     train_step_fn: StepFn  # the plain Python step, before wrapping
     train_step: StepFn
     eval_step: StepFn
@@ -108,7 +107,6 @@ def open_session(variant: Variant, workload: Workload, num_classes: int = 10) ->
             variant=variant,
             model=model,
             optimizer=optimizer,
-            loss_fn=loss_fn,
             train_step_fn=step_fn,
             train_step=wrap_step(step_fn, mode, signature),
             eval_step=wrap_step(create_eval_step(model), mode, signature),

@@ -1,6 +1,6 @@
 """The worker: runs one cell in a fresh process and streams what it measures to the parent.
 
-Started by :mod:`bench.runner` as ``python -m bench.worker JOB_JSON``.
+Started by :mod:`bench.matrix.process` as ``python -m bench.worker JOB_JSON``.
 Events are JSON lines on a pipe (``job["events_fd"]``), so stdout and stderr, where
 TensorFlow writes its logs, can go to the run's log file untouched. Every run ends with
 exactly one ``end`` event carrying its status, unless the process itself dies.
@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from bench.fingerprint import SOURCE_ROOT, source_revision
+from bench.machine.fingerprint import SOURCE_ROOT, source_revision
 from trainloop.config import Variant, Workload
 from trainloop.datasets import DataSource, load_arrays
 from trainloop.idx import DataFileError
@@ -88,7 +88,7 @@ def _configure_runtime(job: dict[str, Any]) -> None:
     devices for a mirrored strategy on the CPU, and a multi-worker strategy itself."""
     import tensorflow as tf
 
-    from trainloop.distribute import create_strategy, split_cpu
+    from trainloop.strategies import create_strategy, split_cpu
 
     if job.get("intra_op_threads"):
         tf.config.threading.set_intra_op_parallelism_threads(job["intra_op_threads"])
@@ -109,7 +109,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
 
     from trainloop.devices import DeviceUnavailableError, describe_runtime
     from trainloop.loop import DivergedError, TrainingLoop
-    from trainloop.profiling import TraceWindow
+    from trainloop.tracing import TraceWindow
 
     _configure_runtime(job)
     log(f"pid {os.getpid()}, run {job.get('run_id')}, source {SOURCE_ROOT}")
@@ -118,7 +118,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     if job.get("probe"):
         return "ok", None
     if job.get("peak"):
-        from trainloop.peak import matmul_peak_flops
+        from trainloop.matmul_peak import matmul_peak_flops
 
         for device, precision in job["peak"]:
             flops = matmul_peak_flops(precision, device)
@@ -162,7 +162,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
 def _publish_trace(capture: Path, profile: dict[str, Any], events: EventWriter) -> None:
     """Moves the captured session to ``<trace_root>/plugins/profile/<run_name>``, the
     layout xprof and TensorBoard read, with one run name per cell."""
-    from trainloop.profiling import session_dirs
+    from trainloop.tracing import session_dirs
 
     sessions = session_dirs(capture)
     if not sessions:

@@ -14,9 +14,9 @@ import pandas as pd
 from reports import comparisons
 from reports.checks import Finding, stability_findings
 from reports.frames import Results
-from reports.profiles import MISMATCH, ProfileSummary, summarize_profiles
 from reports.schema import COMPARABLE_FIELDS
 from reports.summary import BASELINE, summarize
+from reports.trace_summary import MISMATCH, ProfileSummary, summarize_profiles
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ import tensorflow as tf
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.datasets import ArrayData
-from trainloop.distribute import shard_by_data
 from trainloop.session import Session
 from trainloop.step import wrap_step
+from trainloop.strategies import shard_by_data
 
 
 class Feed:

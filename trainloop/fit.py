@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from trainloop.events import DivergedError, LoopInfo, LoopListener, StepChunk
-from trainloop.profiling import TraceWindow
 from trainloop.session import Session
+from trainloop.tracing import TraceWindow
 
 if TYPE_CHECKING:
     from trainloop.loop import TrainingLoop

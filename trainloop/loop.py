@@ -40,9 +40,9 @@ from trainloop.events import (
 )
 from trainloop.feeds import Feed, create_feed
 from trainloop.flops import analytic_flops_per_step, profiler_flops_per_step
-from trainloop.profiling import TraceWindow
 from trainloop.session import Session, open_session
 from trainloop.step import tracing_count
+from trainloop.tracing import TraceWindow
 
 __all__ = ["DivergedError", "TrainingLoop"]
 PROGRESS_INTERVAL_S = 0.5

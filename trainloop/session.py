@@ -17,7 +17,6 @@ import tensorflow as tf
 from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.devices import device_scope
-from trainloop.distribute import create_strategy
 from trainloop.models import create_model
 from trainloop.step import (
     StepFn,
@@ -28,6 +27,7 @@ from trainloop.step import (
     precision_policy,
     wrap_step,
 )
+from trainloop.strategies import create_strategy
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.fingerprint import SOURCE_ROOT, source_revision
+from bench.machine.fingerprint import SOURCE_ROOT, source_revision
 
 
 def _trial(out: Path, runs: int, delay_ms: float, extra: list[str]) -> tuple[dict, float]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.fingerprint import SOURCE_ROOT
+from bench.machine.fingerprint import SOURCE_ROOT
 from reports.load import load_results
 from reports.report import build_report
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from bench.config import STANDARD_VARIANTS
-from bench.fingerprint import host_fingerprint
+from bench.machine.fingerprint import host_fingerprint
+from bench.matrix.cells import STANDARD_VARIANTS
 from trainloop.config import Variant, Workload
 
 tf = pytest.importorskip("tensorflow")

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from bench.config import STANDARD_VARIANTS, RunOptions, create_cells, create_variants
+from bench.matrix.cells import STANDARD_VARIANTS, RunOptions, create_cells, create_variants
 from reports.schema import variant_label
 from trainloop.config import Variant, Workload
 

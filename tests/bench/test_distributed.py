@@ -123,7 +123,7 @@ def test_a_dead_worker_fails_the_run_quickly(tmp_path):
 
 
 def test_one_worker_per_machine_with_an_explicit_cluster(tmp_path):
-    from bench.distributed import free_ports
+    from bench.matrix.multiworker import free_ports
 
     cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
     procs = [

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from bench.store import ResultsDir
+from bench.matrix.store import ResultsDir
 from tests.bench.test_cli import run_cli
 from tests.reports.factories import make_record
 

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.store import ResultsDir
+from bench.matrix.store import ResultsDir
 from tests.bench.test_cli import run_cli
 from tests.reports.factories import epochs_of, make_record
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from bench.store import ResultsDir, new_invocation_id, write_atomic
+from bench.matrix.store import ResultsDir, new_invocation_id, write_atomic
 from reports.schema import read_run
 from tests.reports.factories import make_record
 

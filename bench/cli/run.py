@@ -1,4 +1,4 @@
-"""What each ``tapebench`` subcommand does, given its parsed arguments."""
+"""``tapebench run`` and ``tapebench list``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from bench.ab import RevisionError, run_ab
-from bench.config import (
+from bench.cli.errors import PROG, UsageError
+from bench.cli.options import (
+    add_execution_options,
+    add_variant_options,
+    add_workload_options,
+)
+from bench.cli.parsing import (
+    parse_positive_int,
+    parse_window,
+)
+from bench.matrix.cells import (
     PRESET_TIMEOUTS,
     PRESETS,
     Cell,
@@ -20,35 +29,18 @@ from bench.config import (
     create_variants,
     create_workloads,
 )
-from bench.matrix import MatrixError, MatrixResult, resume_matrix, run_matrix
-from bench.runner import Job, execute_run
-from bench.signals import StopRequest, stop_on_signals
-from reports.export import console_text, write_table
+from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_matrix
+from bench.matrix.process import Job, execute_run
+from bench.matrix.signals import StopRequest, stop_on_signals
 from reports.frames import Results
-from reports.html import html_report
-from reports.load import load_results
 from reports.markdown import timing_markdown
-from reports.regression import (
-    GatePolicy,
-    Side,
-    compare_sides,
-    environment_differences,
-    load_side,
-    verdicts_json,
-    verdicts_markdown,
-)
-from reports.report import ReportOptions, build_report
+from reports.report import build_report
 from reports.schema import ResultFileError
-from trainloop.config import DATASETS, MODELS, MODES, PRECISIONS, Variant, Workload
+from trainloop.config import DATASETS, DEVICES, MODELS, MODES, PRECISIONS, Variant, Workload
 from trainloop.datasets import DatasetNotFoundError, DataSource, locate_dataset
 
-PROG = "tapebench"
 # With --resume the plan comes from the results directory; only these may be given.
 RESUME_OPTIONS = ("--resume", "-o", "--output-dir")
-
-
-class UsageError(Exception):
-    """Bad input from the command line; reported as one line with exit code 2."""
 
 
 def build_workloads(args: argparse.Namespace) -> list[Workload]:
@@ -89,7 +81,7 @@ def _check_resume_alone(argv: list[str]) -> None:
         )
 
 
-def _plan(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, DataSource]]:
+def plan_cells(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, DataSource]]:
     """Cells, run options and located datasets; every input error as a UsageError."""
     try:
         cells = build_cells(args)
@@ -126,7 +118,7 @@ def _check_cluster(cells: list[Cell], cluster: tuple[str, ...]) -> None:
 
 
 def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:
-    cells, options, sources = _plan(args)
+    cells, options, sources = plan_cells(args)
     with stop_on_signals(stop):
         return run_matrix(cells, options, sources, args.repeats, [PROG, *args.argv], stop)
 
@@ -216,124 +208,55 @@ def list_command(args: argparse.Namespace) -> int:
     return 0 if record.status == "ok" else 1
 
 
-def report_command(args: argparse.Namespace) -> int:
-    """``tapebench report``: tables, figures and an HTML page from stored records."""
-    try:
-        loaded = load_results(args.results)
-        records = list(loaded.records)
-        if args.invocation:
-            records = [r for r in records if r.invocation_id in args.invocation]
-            if not records:
-                raise ValueError(f"no runs of invocation(s) {', '.join(args.invocation)}")
-        mode, _, precision = args.baseline.partition("/")
-        options = ReportOptions(
-            baseline=(mode, precision or "float32"),
-            target_accuracy=args.target_accuracy,
-            parity_tolerance=args.parity_tolerance,
-        )
-        if "parquet" in args.format and args.out is None:
-            raise ValueError("--format parquet writes files: add --out DIR")
-    except (ResultFileError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    report = build_report(Results.from_records(records, loaded.roots), options)
-    if args.out is None:
-        text = {"markdown": timing_markdown, "console": console_text}
-        for fmt in args.format:
-            if fmt in text:
-                print(text[fmt](report))
-            else:
-                path = Path(tempfile.mkstemp(suffix="." + fmt)[1])
-                print(write_table(report, fmt, path).read_text(), end="")
-                path.unlink()
-    else:
-        suffix = {"markdown": "md", "console": "txt", "latex": "tex"}
-        for fmt in args.format:
-            path = write_table(report, fmt, args.out / f"summary.{suffix.get(fmt, fmt)}")
-            print(f"{PROG}: wrote {path}", file=sys.stderr)
-    if args.html is not None:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(html_report(report), encoding="utf-8")
-        print(f"{PROG}: wrote {args.html}", file=sys.stderr)
-    return 0
+def register_run(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "run",
+        help="compare execution variants of the training loop",
+        description="Runs every cell (variant x workload) and repeat in a fresh process, "
+        "interleaved, and prints a Markdown timing table. Records go to --output-dir.",
+    )
+    add_variant_options(p, DEVICES)
+    add_workload_options(p, "quick")
+    g = p.add_argument_group("matrix")
+    g.add_argument(
+        "--repeats",
+        type=parse_positive_int,
+        default=1,
+        metavar="N",
+        help="runs per cell, each in its own process, interleaved A B C, A B C",
+    )
+    g.add_argument(
+        "--matrix",
+        type=Path,
+        metavar="FILE.toml",
+        help="read options from a TOML file (keys: the long option names)",
+    )
+    g.add_argument(
+        "--profile",
+        type=parse_window,
+        metavar="FIRST:LAST",
+        help="also run each cell once more, tracing steps FIRST..LAST-1 with the TensorFlow "
+        "profiler (traces go to OUTPUT/traces; their timings stay out of the statistics)",
+    )
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="INVOCATION",
+        help="run what an interrupted invocation in --output-dir has not finished "
+        "(default: the newest one)",
+    )
+    add_execution_options(p, "tapebench-results")
+    p.set_defaults(handler=run_command)
+    return p
 
 
-def compare_command(args: argparse.Namespace) -> int:
-    """``tapebench compare``: regression verdicts, cell by cell; exit 1 on a regression."""
-    policy = _gate_policy(args)
-    try:
-        base, cand = load_side(args.baseline), load_side(args.candidate)
-    except ResultFileError as exc:
-        raise UsageError(str(exc)) from None
-    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
-
-
-def _gate(
-    base: Side, cand: Side, policy: GatePolicy, allow_mixed: bool, json_path: Path | None
-) -> int:
-    differences = environment_differences(base, cand)
-    if differences and not allow_mixed:
-        raise UsageError(
-            f"baseline and candidate come from different environments (they "
-            f"differ in {', '.join(differences)}); compare like with like, or "
-            "pass --allow-mixed-environments"
-        )
-    verdicts = compare_sides(base, cand, policy)
-    if not verdicts:
-        raise UsageError(f"no cell appears in both {base.source} and {cand.source}")
-    print(verdicts_markdown(verdicts, base, cand, policy))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(verdicts_json(verdicts, policy) + "\n")
-    regressions = [v for v in verdicts if v.verdict == "regression"]
-    print(f"{PROG}: {len(regressions)} regression(s) in {len(verdicts)} cell(s)", file=sys.stderr)
-    return 1 if regressions else 0
-
-
-def _gate_policy(args: argparse.Namespace) -> GatePolicy:
-    try:
-        return GatePolicy(
-            threshold=args.threshold,
-            alpha=args.alpha,
-            min_effect_s=args.min_effect_ms / 1e3,
-            min_runs=args.min_runs,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def ab_command(args: argparse.Namespace) -> int:
-    """``tapebench ab``: baseline revision vs this source, interleaved, then the verdicts."""
-    cells, options, sources = _plan(args)
-    policy = _gate_policy(args)
-    out = Path(args.output_dir)
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"--output-dir {out} is not empty; an A/B needs a fresh directory")
-    stop = StopRequest()
-    try:
-        with stop_on_signals(stop):
-            result = run_ab(
-                cells,
-                options,
-                sources,
-                args.baseline,
-                args.runs,
-                [PROG, *args.argv],
-                args.inject_delay_ms / 1e3,
-                stop,
-            )
-    except RevisionError as exc:
-        raise UsageError(str(exc)) from None
-    if result.interrupted:
-        print(
-            f"{PROG}: stopped by {stop.signal_name}; the runs so far are in "
-            f"{result.baseline.root} and {result.candidate.root}",
-            file=sys.stderr,
-        )
-        return 130
-    print(f"{PROG}: baseline {args.baseline} = {result.baseline_commit[:12]}", file=sys.stderr)
-    try:
-        base, cand = load_side(result.baseline.root), load_side(result.candidate.root)
-    except ResultFileError as exc:  # e.g. every run failed: nothing to compare
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
+def register_list(sub: Any) -> None:
+    p = sub.add_parser(
+        "list",
+        help="show modes, precisions, models, datasets, devices",
+        description="Shows what tapebench can run, and what this machine has: "
+        "where each dataset would be read from and the visible devices.",
+    )
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.set_defaults(handler=list_command)

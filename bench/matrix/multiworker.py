@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.runner import (
+from bench.matrix.process import (
     GRACE_S,
     EventHook,
     Job,
@@ -35,7 +35,7 @@ from bench.runner import (
     stop_worker,
     timestamp,
 )
-from bench.signals import StopRequest
+from bench.matrix.signals import StopRequest
 from reports.schema import RunRecord
 
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.fingerprint import SOURCE_ROOT, merge_fingerprint
-from bench.signals import StopRequest
+from bench.machine.fingerprint import SOURCE_ROOT, merge_fingerprint
+from bench.matrix.signals import StopRequest
 from reports.schema import CELL_DEFAULTS, VARIANT_FIELDS, EpochRecord, RunRecord, Steps
 
 GRACE_S = 15.0  # how long a stopping worker may take to send its partial results

@@ -17,31 +17,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.config import Cell, RunOptions, cell_label
-from bench.distributed import execute_job
-from bench.peaks import ensure_peaks
-from bench.progress import Progress
-from bench.runner import Job, RunAssembler, execute_run
-from bench.signals import StopRequest
-from bench.store import ResultsDir, new_invocation_id
+from bench.machine.peak_cache import ensure_peaks
+from bench.matrix.cells import Cell, RunOptions, cell_label
+from bench.matrix.multiworker import execute_job
+from bench.matrix.plan import MatrixError, create_plan, now, read_manifest, trace_run_name
+from bench.matrix.process import Job, RunAssembler, execute_run
+from bench.matrix.progress import Progress
+from bench.matrix.signals import StopRequest
+from bench.matrix.store import ResultsDir
 from reports.schema import VARIANT_FIELDS, RunRecord, read_run
 from trainloop.config import Variant
 from trainloop.datasets import DataSource
-
-MANIFEST_KIND = "tapebench.invocation"
-MANIFEST_VERSION = 1
-
-
-class MatrixError(Exception):
-    """The matrix cannot start or resume (busy, unknown or broken invocation)."""
 
 
 @dataclass(frozen=True)
@@ -54,89 +46,6 @@ class MatrixResult:
     executed: int  # runs executed by this call
     interrupted: bool
     pending: int  # slots still without a result
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def create_plan(
-    cells: Sequence[Cell],
-    repeats: int,
-    options: RunOptions,
-    sources: dict[str, DataSource],
-    argv: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The manifest of a new invocation: cells, options and interleaved slots.
-
-    With ``options.profile=(first, last)``, every cell also gets one profiling run, after
-    all timing runs, that traces steps ``[first, last)``.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
-    profile = options.profile
-    invocation = new_invocation_id()
-    slots = [
-        {"slot_id": f"{invocation}-c{i:02d}-r{r}", "cell_index": i, "repeat": r}
-        for r in range(repeats)
-        for i in range(len(cells))
-    ]
-    if profile is not None:
-        slots += [
-            {
-                "slot_id": f"{invocation}-c{i:02d}-p",
-                "cell_index": i,
-                "repeat": 0,
-                "purpose": "profile",
-            }
-            for i in range(len(cells))
-        ]
-    return {
-        "kind": MANIFEST_KIND,
-        "schema_version": MANIFEST_VERSION,
-        "invocation_id": invocation,
-        "created_at": _now(),
-        "argv": list(argv),
-        "cells": [c.to_dict() for c in cells],
-        "repeats": repeats,
-        "data_sources": {name: s.to_dict() for name, s in sources.items()},
-        "options": {
-            "timeout_s": options.timeout_s,
-            "intra_op_threads": options.intra_op_threads,
-            "inter_op_threads": options.inter_op_threads,
-            "measure_peak": options.measure_peak,
-            "cluster": list(options.cluster) if options.cluster else None,
-            "task_index": options.task_index,
-        },
-        "slots": slots,
-        "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
-        "state": "planned",
-    }
-
-
-def read_manifest(results: ResultsDir, invocation_id: str | None) -> dict[str, Any]:
-    """The manifest of ``invocation_id``, or of the newest invocation in ``results``."""
-    if invocation_id is None:
-        paths = sorted(results.invocations.glob("*.json"))
-        if not paths:
-            raise MatrixError(f"{results.root}: no invocation to resume")
-        path = paths[-1]
-    else:
-        path = results.invocations / f"{invocation_id}.json"
-        if not path.is_file():
-            raise MatrixError(f"{results.root}: no invocation {invocation_id}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise MatrixError(f"{path}: unreadable invocation manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
-        raise MatrixError(f"{path}: not a tapebench invocation manifest")
-    if manifest.get("schema_version") != MANIFEST_VERSION:
-        raise MatrixError(
-            f"{path}: manifest version {manifest.get('schema_version')!r} "
-            f"is not supported (expected {MANIFEST_VERSION})"
-        )
-    return manifest
 
 
 @contextlib.contextmanager
@@ -168,15 +77,6 @@ def current_record(attempts: Sequence[RunRecord]) -> RunRecord | None:
     finished = [r for r in attempts if r.status != "interrupted"]
     candidates = finished or list(attempts)
     return candidates[-1] if candidates else None
-
-
-def trace_run_name(cell: dict[str, Any], invocation_id: str) -> str:
-    """The directory name of a cell's trace: readable, unique per invocation, no slashes."""
-    label = (
-        f"{cell['mode']}-{cell['precision']}-{cell['device']}_{cell['model']}_"
-        f"{cell['dataset']}_b{cell['batch_size']}"
-    )
-    return f"{label}_{invocation_id.rsplit('-', 1)[-1]}"
 
 
 def _profile_job(
@@ -278,7 +178,7 @@ def _execute(
         if todo and manifest["options"].get("measure_peak", True):
             peaks = ensure_peaks([j for j in todo if not j.profile], results)
             manifest["peaks"] = peaks
-        manifest.update(state="running", updated_at=_now())
+        manifest.update(state="running", updated_at=now())
         results.write_invocation(invocation, manifest)
         for job in todo:
             if stop.requested:
@@ -301,7 +201,7 @@ def _execute(
             done.setdefault(record.slot_id or record.run_id, []).append(record)
         current = [current_record(done.get(s["slot_id"], [])) for s in manifest["slots"]]
         pending = sum(r is None or r.status == "interrupted" for r in current)
-        manifest.update(state="complete" if not pending else "interrupted", updated_at=_now())
+        manifest.update(state="complete" if not pending else "interrupted", updated_at=now())
         results.write_invocation(invocation, manifest)
     return MatrixResult(
         invocation,

@@ -16,9 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.fingerprint import machine_fingerprint
-from bench.runner import Job, execute_run
-from bench.store import ResultsDir, write_atomic
+from bench.machine.fingerprint import machine_fingerprint
+from bench.matrix.process import Job, execute_run
+from bench.matrix.store import ResultsDir, write_atomic
 
 
 def cache_path() -> Path:

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bench.config import Cell, RunOptions, cell_label
-from bench.distributed import execute_job
-from bench.fingerprint import COMMIT_MARKER, SOURCE_ROOT
-from bench.matrix import create_plan
-from bench.progress import Progress
-from bench.runner import Job
-from bench.signals import StopRequest
-from bench.store import ResultsDir
+from bench.machine.fingerprint import COMMIT_MARKER, SOURCE_ROOT
+from bench.matrix.cells import Cell, RunOptions, cell_label
+from bench.matrix.multiworker import execute_job
+from bench.matrix.plan import create_plan
+from bench.matrix.process import Job
+from bench.matrix.progress import Progress
+from bench.matrix.signals import StopRequest
+from bench.matrix.store import ResultsDir
 from trainloop.datasets import DataSource
 
 

@@ -1,0 +1,168 @@
+"""``tapebench compare`` and ``tapebench ab``: regression verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.cli.errors import PROG, UsageError
+from bench.cli.options import (
+    add_execution_options,
+    add_gate_options,
+    add_variant_options,
+    add_workload_options,
+)
+from bench.cli.parsing import (
+    parse_nonnegative_float,
+    parse_positive_int,
+)
+from bench.cli.run import plan_cells
+from bench.gate.ab import RevisionError, run_ab
+from bench.matrix.signals import StopRequest, stop_on_signals
+from reports.regression import (
+    GatePolicy,
+    Side,
+    compare_sides,
+    environment_differences,
+    load_side,
+    verdicts_json,
+    verdicts_markdown,
+)
+from reports.schema import ResultFileError
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """``tapebench compare``: regression verdicts, cell by cell; exit 1 on a regression."""
+    policy = _gate_policy(args)
+    try:
+        base, cand = load_side(args.baseline), load_side(args.candidate)
+    except ResultFileError as exc:
+        raise UsageError(str(exc)) from None
+    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
+
+
+def _gate(
+    base: Side, cand: Side, policy: GatePolicy, allow_mixed: bool, json_path: Path | None
+) -> int:
+    differences = environment_differences(base, cand)
+    if differences and not allow_mixed:
+        raise UsageError(
+            f"baseline and candidate come from different environments (they "
+            f"differ in {', '.join(differences)}); compare like with like, or "
+            "pass --allow-mixed-environments"
+        )
+    verdicts = compare_sides(base, cand, policy)
+    if not verdicts:
+        raise UsageError(f"no cell appears in both {base.source} and {cand.source}")
+    print(verdicts_markdown(verdicts, base, cand, policy))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(verdicts_json(verdicts, policy) + "\n")
+    regressions = [v for v in verdicts if v.verdict == "regression"]
+    print(f"{PROG}: {len(regressions)} regression(s) in {len(verdicts)} cell(s)", file=sys.stderr)
+    return 1 if regressions else 0
+
+
+def _gate_policy(args: argparse.Namespace) -> GatePolicy:
+    try:
+        return GatePolicy(
+            threshold=args.threshold,
+            alpha=args.alpha,
+            min_effect_s=args.min_effect_ms / 1e3,
+            min_runs=args.min_runs,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def ab_command(args: argparse.Namespace) -> int:
+    """``tapebench ab``: baseline revision vs this source, interleaved, then the verdicts."""
+    cells, options, sources = plan_cells(args)
+    policy = _gate_policy(args)
+    out = Path(args.output_dir)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--output-dir {out} is not empty; an A/B needs a fresh directory")
+    stop = StopRequest()
+    try:
+        with stop_on_signals(stop):
+            result = run_ab(
+                cells,
+                options,
+                sources,
+                args.baseline,
+                args.runs,
+                [PROG, *args.argv],
+                args.inject_delay_ms / 1e3,
+                stop,
+            )
+    except RevisionError as exc:
+        raise UsageError(str(exc)) from None
+    if result.interrupted:
+        print(
+            f"{PROG}: stopped by {stop.signal_name}; the runs so far are in "
+            f"{result.baseline.root} and {result.candidate.root}",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{PROG}: baseline {args.baseline} = {result.baseline_commit[:12]}", file=sys.stderr)
+    try:
+        base, cand = load_side(result.baseline.root), load_side(result.candidate.root)
+    except ResultFileError as exc:  # e.g. every run failed: nothing to compare
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
+
+
+def register_ab(sub: Any) -> None:
+    p = sub.add_parser(
+        "ab",
+        help="same-job A/B: a baseline revision vs this source (the CI gate)",
+        description="Exports --baseline REV from git, runs each cell --runs times from the "
+        "baseline's source and from this one, interleaved in fresh processes, then "
+        "compares them like `tapebench compare`. Exit 0: no regression; 1: a regression; "
+        "2: bad input.",
+    )
+    p.add_argument(
+        "--baseline",
+        required=True,
+        metavar="REV",
+        help="git revision to compare against (e.g. origin/main, HEAD~1)",
+    )
+    p.add_argument(
+        "--runs",
+        type=parse_positive_int,
+        default=5,
+        metavar="N",
+        help="runs per cell and side (default: 5; the verdict needs 3 or more, "
+        "and significance at 0.05 needs 4)",
+    )
+    p.add_argument(
+        "--inject-delay-ms",
+        type=parse_nonnegative_float,
+        default=0.0,
+        metavar="MS",
+        help="slow every candidate step by this much (to check "
+        "that the gate catches a known slowdown)",
+    )
+    add_variant_options(p, ["cpu"])
+    add_workload_options(p, "gate")
+    add_execution_options(p, "tapebench-ab")
+    add_gate_options(p)
+    p.set_defaults(handler=ab_command, variants=["function"], datasets=["synthetic"])
+
+
+def register_compare(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="regression verdicts: baseline vs candidate (exit 1 on a regression)",
+        description="Compares two tapebench results directories, or pytest-benchmark JSON "
+        "(files, or directories of them), cell by cell, with the run (process) as the "
+        "independent unit. Exit 0: no regression; 1: a regression; 2: bad input or "
+        "incompatible environments.",
+    )
+    p.add_argument("baseline", type=Path, metavar="BASELINE")
+    p.add_argument("candidate", type=Path, metavar="CANDIDATE")
+    add_gate_options(p)
+    p.set_defaults(handler=compare_command)

@@ -1,0 +1,121 @@
+"""``tapebench report``: tables, figures and HTML from stored records."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.cli.errors import PROG, UsageError
+from bench.cli.parsing import (
+    parse_choices,
+    parse_fraction,
+    parse_variants_one,
+)
+from reports.export import FORMATS, console_text, write_table
+from reports.frames import Results
+from reports.html import html_report
+from reports.load import load_results
+from reports.markdown import timing_markdown
+from reports.report import ReportOptions, build_report
+from reports.schema import ResultFileError
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``tapebench report``: tables, figures and an HTML page from stored records."""
+    try:
+        loaded = load_results(args.results)
+        records = list(loaded.records)
+        if args.invocation:
+            records = [r for r in records if r.invocation_id in args.invocation]
+            if not records:
+                raise ValueError(f"no runs of invocation(s) {', '.join(args.invocation)}")
+        mode, _, precision = args.baseline.partition("/")
+        options = ReportOptions(
+            baseline=(mode, precision or "float32"),
+            target_accuracy=args.target_accuracy,
+            parity_tolerance=args.parity_tolerance,
+        )
+        if "parquet" in args.format and args.out is None:
+            raise ValueError("--format parquet writes files: add --out DIR")
+    except (ResultFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    report = build_report(Results.from_records(records, loaded.roots), options)
+    if args.out is None:
+        text = {"markdown": timing_markdown, "console": console_text}
+        for fmt in args.format:
+            if fmt in text:
+                print(text[fmt](report))
+            else:
+                path = Path(tempfile.mkstemp(suffix="." + fmt)[1])
+                print(write_table(report, fmt, path).read_text(), end="")
+                path.unlink()
+    else:
+        suffix = {"markdown": "md", "console": "txt", "latex": "tex"}
+        for fmt in args.format:
+            path = write_table(report, fmt, args.out / f"summary.{suffix.get(fmt, fmt)}")
+            print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(html_report(report), encoding="utf-8")
+        print(f"{PROG}: wrote {args.html}", file=sys.stderr)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tables, figures and an HTML report from stored results",
+        description="Reads results directories (no TensorFlow needed) and prints the timing "
+        "tables; writes other formats with --out and one self-contained page with --html.",
+    )
+    p.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="results directories (or run files)",
+    )
+    p.add_argument(
+        "--format",
+        type=parse_choices(FORMATS),
+        default=["markdown"],
+        metavar="LIST",
+        help=f"any of {', '.join(FORMATS)} (default: markdown)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write summary.<format> files here instead of printing",
+    )
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
+    p.add_argument(
+        "--baseline",
+        type=parse_variants_one,
+        default="eager/float32",
+        metavar="MODE/PRECISION",
+        help="speedup baseline (default: eager/float32)",
+    )
+    p.add_argument(
+        "--target-accuracy",
+        type=parse_fraction,
+        metavar="FRACTION",
+        help="time-to-accuracy target, e.g. 0.85",
+    )
+    p.add_argument(
+        "--parity-tolerance",
+        type=parse_fraction,
+        default=0.01,
+        metavar="FRACTION",
+        help="flag mixed-precision cells this far below float32 accuracy (default: 0.01)",
+    )
+    p.add_argument(
+        "--invocation",
+        type=lambda t: t.split(","),
+        metavar="ID[,ID]",
+        help="only runs of these invocations",
+    )
+    p.set_defaults(handler=report_command)

@@ -227,3 +227,21 @@ def moves_with_control(
     cell_log, control_log = math.log(change.ratio), math.log(ratio)
     significant = low > 1 if cell_log > 0 else high < 1
     return significant and control_log / cell_log >= 0.5
+
+
+def short(commit: str) -> str:
+    """A commit's short hash."""
+    return commit[:8]
+
+
+def describe(change: ChangePoint) -> str:
+    """``BEFORE..COMMIT: +12.3% [+8.1%, +16.6%] slower`` (the interval where known)."""
+    interval = (
+        ""
+        if math.isnan(change.ratio_low)
+        else f" [{change.ratio_low - 1:+.1%}, {change.ratio_high - 1:+.1%}]"
+    )
+    return (
+        f"{short(change.before)}..{short(change.commit)}: "
+        f"{change.ratio - 1:+.1%}{interval} {change.direction}"
+    )

@@ -26,9 +26,10 @@ img { max-width: 100%; }
 """
 
 
-def _table(
+def html_table(
     header: list[str], rows: list[list[str]], align: str, caption: str = "", table_id: str = ""
 ) -> str:
+    """An HTML table of escaped text; ``align`` holds ``l`` or ``r`` per column."""
     ident = f' id="{html.escape(table_id)}"' if table_id else ""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
@@ -51,7 +52,7 @@ def _environment(report: Report) -> str:
     keys = list(envs[0])
     header = ["Field", *(f"Environment {i + 1}" for i in range(len(envs)))]
     rows = [[k, *(str(e.get(k)) for e in envs)] for k in keys]
-    return _table(header, rows, "l" * len(header), table_id="environment")
+    return html_table(header, rows, "l" * len(header), table_id="environment")
 
 
 def _figures(report: Report) -> str:
@@ -79,7 +80,9 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
         "<h2>Timings</h2>",
     ]
     for i, table in enumerate(display_tables(report)):
-        sections.append(_table(table.header, table.rows, table.align, table.title, f"summary-{i}"))
+        sections.append(
+            html_table(table.header, table.rows, table.align, table.title, f"summary-{i}")
+        )
         sections += [f'<p class="note">{html.escape(n)}</p>' for n in table.notes]
     if len(report.geomeans) and (report.geomeans["cells"] > 1).any():
         header, rows = geomean_rows(report)
@@ -87,7 +90,7 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
             "<h2>Geometric-mean speedups</h2>",
             '<p class="note">Over every workload each variant ran on; not clipped, '
             "so slowdowns count.</p>",
-            _table(header, rows, "lrrr", table_id="geomeans"),
+            html_table(header, rows, "lrrr", table_id="geomeans"),
         ]
     if len(report.scaling):
         header, rows = scaling_rows(report)
@@ -95,7 +98,7 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
             "<h2>Scaling</h2>",
             '<p class="note">The global batch split across '
             "replicas; efficiency = speedup / replicas.</p>",
-            _table(header, rows, "lrrrrr", table_id="scaling"),
+            html_table(header, rows, "lrrrrr", table_id="scaling"),
         ]
     displays = profile_displays(report)
     if displays:
@@ -109,8 +112,8 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
         sections += [
             f"<h3>{html.escape(d.title)}</h3>",
             f'<p class="note">{html.escape(d.summary)}</p>',
-            _table(d.ops.header, d.ops.rows, d.ops.align, d.ops.title, f"profile-ops-{i}"),
-            _table(
+            html_table(d.ops.header, d.ops.rows, d.ops.align, d.ops.title, f"profile-ops-{i}"),
+            html_table(
                 d.categories.header,
                 d.categories.rows,
                 d.categories.align,

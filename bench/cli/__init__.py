@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bench.cli import gate, report, run
+from bench.cli import gate, history, report, run
 from bench.cli.errors import PROG, UsageError
 from bench.cli.matrixfile import MatrixFileError, load_matrix_file
 
@@ -37,6 +37,7 @@ def create_parser() -> argparse.ArgumentParser:
     run.register_list(sub)
     report.register(sub)
     gate.register_compare(sub)
+    history.register(sub)
     return parser
 
 

@@ -1,0 +1,191 @@
+"""``tapebench history``: record runs of many commits, find change points, draw trends.
+
+    tapebench history add RESULTS... [--db PATH|URL]
+    tapebench history list [--db ...]
+    tapebench history check [--db ...] [--threshold F] [--control LABEL] [--json FILE]
+    tapebench history report --html FILE [--db ...]
+
+Exit codes: 0 done (``check``: no series' newest change point is a regression); 1 a
+regression; 2 bad input (one line, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.cli.errors import PROG, UsageError
+from bench.cli.parsing import parse_fraction, parse_positive_int
+from bench.history.rows import CommitInfo, commit_info, to_row
+from bench.history.series import build_series, check_series
+from bench.history.store import DEFAULT_DB, HistoryError, HistoryStore, now
+from bench.history.summary import checks_json, checks_markdown, policy_note
+from bench.machine.fingerprint import SOURCE_ROOT
+from bench.matrix.store import write_atomic
+from reports.changepoints import ChangePointPolicy, DetectorMissingError
+from reports.load import load_records
+from reports.schema import ResultFileError
+from reports.trend import TrendSeries, trend_html
+
+_ERRORS = (HistoryError, ResultFileError, DetectorMissingError, ValueError)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except _ERRORS as exc:
+        raise UsageError(str(exc)) from None
+
+
+def add_command(args: argparse.Namespace) -> int:
+    """``history add``: every timing run of the results directories, once."""
+    with _one_line_errors():
+        rows, added_at = [], now()
+        for path in args.results:
+            source = str(path.resolve())
+            for record in load_records([path]):
+                if record.purpose != "timing":
+                    continue
+                commit = record.fingerprint.get("git_commit")
+                info = commit_info(args.repo.resolve(), commit) if commit else CommitInfo()
+                if args.branch:
+                    info = CommitInfo(info.time, args.branch)
+                rows.append(to_row(record, source, info, added_at))
+        with HistoryStore.open(args.db, create=True) as store:
+            added = store.add(rows)
+            where = store.where
+    print(f"{PROG}: {added} new run(s) of {len(rows)} added to {where}", file=sys.stderr)
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """``history list``: the series and their commits."""
+    with _one_line_errors(), HistoryStore.open(args.db) as store:
+        series = build_series(store.runs())
+    for s in series:
+        first, last = s.points[0].commit[:8], s.points[-1].commit[:8]
+        runs = sum(len(p.run_medians) for p in s.points)
+        print(
+            f"{s.label}  env {s.env_hash[:8]}  "
+            f"{len(s.points)} commit(s) {first}..{last}, {runs} run(s)"
+        )
+    if not series:
+        print(f"{PROG}: no usable runs in the history", file=sys.stderr)
+    return 0
+
+
+def _policy(args: argparse.Namespace) -> ChangePointPolicy:
+    return ChangePointPolicy(
+        max_pvalue=args.max_pvalue, window=args.window, threshold=args.threshold
+    )
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``history check``: change points per series; exit 1 on a regression."""
+    with _one_line_errors():
+        policy = _policy(args)
+        with HistoryStore.open(args.db) as store:
+            series = build_series(store.runs())
+        if not series:
+            raise ValueError(f"{args.db}: no usable runs in the history")
+        checks = check_series(series, policy, args.control)
+    print(checks_markdown(checks, policy))
+    if args.json is not None:
+        write_atomic(args.json, (checks_json(checks, policy) + "\n").encode())
+    failed = [c for c in checks if c.fails]
+    print(f"{PROG}: {len(failed)} regression(s) in {len(checks)} series", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``history report``: the trend page."""
+    with _one_line_errors():
+        policy = _policy(args)
+        with HistoryStore.open(args.db) as store:
+            series = build_series(store.runs())
+        checks = check_series(series, policy, args.control)
+    trends = [
+        TrendSeries(c.series.label, c.series.environment, c.analysis, c.verdict) for c in checks
+    ]
+    write_atomic(args.html, trend_html(trends, policy_note(policy)).encode())
+    print(f"{PROG}: wrote {args.html}", file=sys.stderr)
+    return 0
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    defaults = ChangePointPolicy()
+    p.add_argument(
+        "--threshold",
+        type=parse_fraction,
+        default=defaults.threshold,
+        metavar="FRACTION",
+        help=f"a change point this much slower is a regression (default {defaults.threshold})",
+    )
+    p.add_argument(
+        "--max-pvalue",
+        type=parse_fraction,
+        default=defaults.max_pvalue,
+        metavar="P",
+        help=f"significance of a change point (default {defaults.max_pvalue})",
+    )
+    p.add_argument(
+        "--window",
+        type=parse_positive_int,
+        default=defaults.window,
+        metavar="COMMITS",
+        help=f"E-Divisive's sliding window (default {defaults.window})",
+    )
+    p.add_argument(
+        "--control",
+        metavar="LABEL",
+        help="the control cell: a series label or its variant part (see `history list`); "
+        "a change it shares is a runner shift",
+    )
+
+
+def register(sub: Any) -> None:
+    """Adds ``history`` and its subcommands."""
+    p = sub.add_parser(
+        "history",
+        help="a history of runs over commits: change points and trends",
+        description="Records run summaries of many commits (and machines) in a database -- "
+        "a SQLite file, or PostgreSQL given a URL -- and finds change points in them.",
+    )
+    commands = p.add_subparsers(dest="history_command", required=True, parser_class=type(p))
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH|URL",
+        help=f"a SQLite file or a postgresql:// URL (default ./{DEFAULT_DB})",
+    )
+    add = commands.add_parser("add", parents=[db], help="add the runs of results directories")
+    add.add_argument(
+        "results", nargs="+", type=Path, metavar="RESULTS", help="results directories or run files"
+    )
+    add.add_argument(
+        "--repo",
+        type=Path,
+        default=SOURCE_ROOT,
+        metavar="DIR",
+        help="the git repository the runs' commits are in, for commit times and branches "
+        "(default: this tapebench checkout)",
+    )
+    add.add_argument("--branch", help="record this branch instead of asking git")
+    add.set_defaults(handler=add_command)
+    commands.add_parser("list", parents=[db], help="the series in the history").set_defaults(
+        handler=list_command
+    )
+    check = commands.add_parser("check", parents=[db], help="change points; exit 1 on a regression")
+    _analysis_options(check)
+    check.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    check.set_defaults(handler=check_command)
+    report = commands.add_parser("report", parents=[db], help="the trend page")
+    _analysis_options(report)
+    report.add_argument("--html", type=Path, required=True, metavar="FILE", help="write it here")
+    report.set_defaults(handler=report_command)

@@ -78,13 +78,10 @@ class HistoryStore:
             history, or has another schema version.
         """
         url = database_url(target)
-        where = url.render_as_string(hide_password=True)
-        if (
-            url.get_backend_name() == "sqlite"
-            and not create
-            and not Path(url.database or "").is_file()
-        ):
-            raise HistoryError(f"{url.database}: no history there (add runs with `history add`)")
+        sqlite_file = (url.database or "") if url.get_backend_name() == "sqlite" else None
+        where = sqlite_file or url.render_as_string(hide_password=True)
+        if sqlite_file is not None and not create and not Path(sqlite_file).is_file():
+            raise HistoryError(f"{where}: no history there (add runs with `history add`)")
         store = cls(sa.create_engine(url), where)
         try:
             with store.engine.begin() as conn:

@@ -123,8 +123,15 @@ class HistoryStore:
     def _put(
         self, conn: sa.Connection, table: sa.Table, values: dict[str, Any], key: list[str]
     ) -> int:
-        statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
-        return int(conn.execute(statement).rowcount or 0)
+        """Inserts a row unless one with the same ``key`` is there; 1 if it was new. (The
+        row count of ON CONFLICT DO NOTHING is not reliable across drivers; RETURNING is.)"""
+        statement = (
+            self._insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(table.c[key[0]])
+        )
+        return len(conn.execute(statement).fetchall())
 
     def add(self, rows: Sequence[RunRow]) -> int:
         """Adds the runs in one transaction; runs already there are left alone. Returns how

@@ -15,13 +15,14 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench.cli.errors import PROG, UsageError
 from bench.cli.parsing import parse_fraction, parse_positive_int
-from bench.history.rows import CommitInfo, commit_info, to_row
-from bench.history.series import build_series, check_series
+from bench.history.rows import CommitInfo, RunRow, commit_info, resolve_commit, to_row
+from bench.history.series import SeriesCheck, build_series, check_series
 from bench.history.store import DEFAULT_DB, HistoryError, HistoryStore, now
 from bench.history.summary import checks_json, checks_markdown, policy_note
 from bench.machine.fingerprint import SOURCE_ROOT
@@ -42,20 +43,30 @@ def _one_line_errors() -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
+def _rows(args: argparse.Namespace) -> list[RunRow]:
+    """The history rows of every timing run in ``args.results``."""
+    rows, added_at, repo = [], now(), args.repo.resolve()
+    for path in args.results:
+        source = str(path.resolve())
+        for record in load_records([path]):
+            if record.purpose != "timing":
+                continue
+            commit = record.fingerprint.get("git_commit") or args.commit
+            if commit and commit != record.fingerprint.get("git_commit"):
+                record = replace(record, fingerprint={**record.fingerprint, "git_commit": commit})
+            info = commit_info(repo, commit) if commit else CommitInfo()
+            if args.branch:
+                info = CommitInfo(info.time, args.branch)
+            rows.append(to_row(record, source, info, added_at))
+    return rows
+
+
 def add_command(args: argparse.Namespace) -> int:
     """``history add``: every timing run of the results directories, once."""
     with _one_line_errors():
-        rows, added_at = [], now()
-        for path in args.results:
-            source = str(path.resolve())
-            for record in load_records([path]):
-                if record.purpose != "timing":
-                    continue
-                commit = record.fingerprint.get("git_commit")
-                info = commit_info(args.repo.resolve(), commit) if commit else CommitInfo()
-                if args.branch:
-                    info = CommitInfo(info.time, args.branch)
-                rows.append(to_row(record, source, info, added_at))
+        if args.commit:
+            args.commit = resolve_commit(args.repo.resolve(), args.commit)
+        rows = _rows(args)
         with HistoryStore.open(args.db, create=True) as store:
             added = store.add(rows)
             where = store.where
@@ -85,15 +96,19 @@ def _policy(args: argparse.Namespace) -> ChangePointPolicy:
     )
 
 
+def _checks(args: argparse.Namespace) -> tuple[ChangePointPolicy, list[SeriesCheck]]:
+    policy = _policy(args)
+    with HistoryStore.open(args.db) as store:
+        series = build_series(store.runs())
+    return policy, check_series(series, policy, args.control)
+
+
 def check_command(args: argparse.Namespace) -> int:
     """``history check``: change points per series; exit 1 on a regression."""
     with _one_line_errors():
-        policy = _policy(args)
-        with HistoryStore.open(args.db) as store:
-            series = build_series(store.runs())
-        if not series:
+        policy, checks = _checks(args)
+        if not checks:
             raise ValueError(f"{args.db}: no usable runs in the history")
-        checks = check_series(series, policy, args.control)
     print(checks_markdown(checks, policy))
     if args.json is not None:
         write_atomic(args.json, (checks_json(checks, policy) + "\n").encode())
@@ -105,10 +120,7 @@ def check_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """``history report``: the trend page."""
     with _one_line_errors():
-        policy = _policy(args)
-        with HistoryStore.open(args.db) as store:
-            series = build_series(store.runs())
-        checks = check_series(series, policy, args.control)
+        policy, checks = _checks(args)
     trends = [
         TrendSeries(c.series.label, c.series.environment, c.analysis, c.verdict) for c in checks
     ]
@@ -117,29 +129,21 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# (flag, parser, ChangePointPolicy field, metavar, help)
+_POLICY_OPTIONS = (
+    ("--threshold", parse_fraction, "threshold", "FRACTION", "a change this much slower fails"),
+    ("--max-pvalue", parse_fraction, "max_pvalue", "P", "significance of a change point"),
+    ("--window", parse_positive_int, "window", "COMMITS", "E-Divisive's sliding window"),
+)
+
+
 def _analysis_options(p: argparse.ArgumentParser) -> None:
     defaults = ChangePointPolicy()
-    p.add_argument(
-        "--threshold",
-        type=parse_fraction,
-        default=defaults.threshold,
-        metavar="FRACTION",
-        help=f"a change point this much slower is a regression (default {defaults.threshold})",
-    )
-    p.add_argument(
-        "--max-pvalue",
-        type=parse_fraction,
-        default=defaults.max_pvalue,
-        metavar="P",
-        help=f"significance of a change point (default {defaults.max_pvalue})",
-    )
-    p.add_argument(
-        "--window",
-        type=parse_positive_int,
-        default=defaults.window,
-        metavar="COMMITS",
-        help=f"E-Divisive's sliding window (default {defaults.window})",
-    )
+    for flag, parse, name, metavar, text in _POLICY_OPTIONS:
+        default = getattr(defaults, name)
+        p.add_argument(
+            flag, type=parse, default=default, metavar=metavar, help=f"{text} (default {default})"
+        )
     p.add_argument(
         "--control",
         metavar="LABEL",
@@ -177,6 +181,12 @@ def register(sub: Any) -> None:
         "(default: this tapebench checkout)",
     )
     add.add_argument("--branch", help="record this branch instead of asking git")
+    add.add_argument(
+        "--commit",
+        metavar="REV",
+        help="the commit of runs whose records name none (e.g. run from an exported tree "
+        "without a .tapebench-commit file); resolved in --repo",
+    )
     add.set_defaults(handler=add_command)
     commands.add_parser("list", parents=[db], help="the series in the history").set_defaults(
         handler=list_command

@@ -61,6 +61,18 @@ def _git(repo: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def resolve_commit(repo: Path, rev: str) -> str:
+    """The full hash of ``rev`` in ``repo``.
+
+    Raises:
+      ValueError: naming ``rev`` and ``repo``, when git does not know it there.
+    """
+    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if not commit:
+        raise ValueError(f"--commit {rev!r} is not a commit of the repository {repo}")
+    return commit
+
+
 @lru_cache(maxsize=4096)
 def commit_info(repo: Path, commit: str) -> CommitInfo:
     """The commit's time and branch in ``repo``: the checked-out branch if it contains the

@@ -172,17 +172,17 @@ class HistoryStore:
         """Records what a bisection (``source``: its id) decided about ``commit``."""
         if verdict not in tables.VERDICTS:
             raise ValueError(f"verdict={verdict!r} is not one of {', '.join(tables.VERDICTS)}")
-        values = dict(
-            series_key=series_key,
-            git_commit=commit,
-            verdict=verdict,
-            source=source,
-            detail=detail,
-            recorded_at=now(),
-        )
+        row = {
+            "series_key": series_key,
+            "git_commit": commit,
+            "verdict": verdict,
+            "source": source,
+            "detail": detail,
+            "recorded_at": now(),
+        }
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(tables.verdicts).values(**values))
+                conn.execute(sa.insert(tables.verdicts).values(**row))
         except SQLAlchemyError as exc:
             raise HistoryError(f"{self.where}: {_one_line(exc)}") from None
 

@@ -157,3 +157,20 @@ def test_headless_chromium_shows_the_trend(trend_page, commits):
         assert "2023-11-14T23:13:20+00:00" in rows[1].text and "main" in rows[1].text
     finally:
         driver.quit()
+
+
+def test_runs_that_name_no_commit_take_the_one_given(tmp_path, commits, capsys):
+    from tests.bench.history_factories import write_runs
+
+    results = write_runs(tmp_path / "r", commits[3], [0.02, 0.021])
+    for path in (results / "runs").glob("*.json"):  # as from a tree without a commit marker
+        doc = json.loads(path.read_text())
+        doc["run"]["fingerprint"]["git_commit"] = None
+        path.write_text(json.dumps(doc))
+    repo, db = str(tmp_path / "repo"), str(tmp_path / "h.sqlite")
+    add = ["history", "add", str(results), "--db", db, "--repo", repo]
+    assert main([*add, "--commit", "no-such-rev"]) == 2
+    assert "--commit 'no-such-rev' is not a commit of the repository" in capsys.readouterr().err
+    assert main([*add, "--commit", "HEAD~10"]) == 0
+    assert main(["history", "list", "--db", db]) == 0
+    assert f"1 commit(s) {commits[3][:8]}..{commits[3][:8]}, 2 run(s)" in capsys.readouterr().out

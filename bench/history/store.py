@@ -82,7 +82,14 @@ class HistoryStore:
         where = sqlite_file or url.render_as_string(hide_password=True)
         if sqlite_file is not None and not create and not Path(sqlite_file).is_file():
             raise HistoryError(f"{where}: no history there (add runs with `history add`)")
-        store = cls(sa.create_engine(url), where)
+        try:
+            engine = sa.create_engine(url)
+        except ImportError as exc:
+            raise HistoryError(
+                f"{where}: the driver is not installed ({exc.name}); for PostgreSQL: "
+                "pip install 'tapebench[postgres]'"
+            ) from None
+        store = cls(engine, where)
         try:
             with store.engine.begin() as conn:
                 store._prepare(conn, create)

@@ -131,3 +131,18 @@ def test_database_urls():
     url = database_url("rel/h.sqlite")
     assert url.drivername == "sqlite" and url.database.endswith("/rel/h.sqlite")
     assert set(tables.metadata.tables) == {"meta", "environments", "series", "runs", "verdicts"}
+
+
+def test_a_missing_driver_is_one_line(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_psycopg(name, *args, **kwargs):
+        if name.split(".")[0] == "psycopg":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(HistoryError, match=r"driver is not installed \(psycopg\)"):
+        HistoryStore.open("postgresql://u@/db?host=/nowhere")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reports.frames import Results
+from reports.layout import ResultsLayout, root_of, run_files
 from reports.schema import ResultFileError, RunRecord, read_run
 
 
@@ -15,10 +16,11 @@ def _run_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ResultFileError(f"{path}: no such file or directory")
-    runs = path / "runs" if (path / "runs").is_dir() else path
-    files = sorted(p for p in runs.glob("*.json") if not p.name.startswith("."))
+    runs = ResultsLayout(path).runs
+    folder = runs if runs.is_dir() else path  # a results directory, or a folder of runs
+    files = run_files(folder)
     if not files:
-        raise ResultFileError(f"{path}: no run files (expected {runs}/*.json)")
+        raise ResultFileError(f"{path}: no run files (expected {folder}/*.json)")
     return files
 
 
@@ -29,8 +31,7 @@ def _load(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[RunRecord], dic
         for file in _run_files(Path(path)):
             record = read_run(file)
             records.append(record)
-            folder = file.parent
-            roots[record.run_id] = folder.parent if folder.name == "runs" else folder
+            roots[record.run_id] = root_of(file)
     return records, roots
 
 

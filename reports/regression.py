@@ -29,7 +29,9 @@ import numpy as np
 from scipy import stats as sps
 
 from reports import stats
+from reports.layout import ResultsLayout
 from reports.load import load_records
+from reports.markdown_table import markdown_table
 from reports.schema import COMPARABLE_FIELDS, ResultFileError, variant_label
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
@@ -108,14 +110,7 @@ def _tapebench_side(path: Path) -> Side:
     for record in load_records([path]):
         if record.status != "ok":
             continue
-        timed = np.array(
-            [
-                s
-                for s, p in zip(record.steps.seconds, record.steps.phase, strict=True)
-                if p == "timed"
-            ],
-            dtype=float,
-        )
+        timed = np.array(record.steps.timed_seconds, dtype=float)
         if timed.size:
             cells.setdefault(_cell_key(record.cell), []).append(timed)
         env = {k: record.fingerprint.get(k) for k in COMPARABLE_FIELDS}
@@ -163,7 +158,7 @@ def load_side(path: str | Path) -> Side:
     path = Path(path)
     if not path.exists():
         raise ResultFileError(f"{path}: no such file or directory")
-    if path.is_dir() and (path / "runs").is_dir():
+    if path.is_dir() and ResultsLayout(path).runs.is_dir():
         return _tapebench_side(path)
     side = _pytest_benchmark_side(path)
     if not side.cells:
@@ -248,8 +243,6 @@ def verdicts_markdown(
     verdicts: Sequence[Verdict], base: Side, cand: Side, policy: GatePolicy
 ) -> str:
     """The comparison as a Markdown table (for CI logs and PR comments)."""
-    from reports.markdown import markdown_table
-
     header = [
         "Cell",
         "Baseline ms (runs)",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,17 +49,29 @@ CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
 CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata", "strategy": "none", "replicas": 1}
 
 
-def variant_label(cell: dict[str, Any]) -> str:
-    """``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT]@DEVICE[*STRATEGY:N]``; the same grammar as
-    ``trainloop.config.Variant.name`` (kept in step by a test)."""
+def variant_label(cell: Mapping[str, Any]) -> str:
+    """``MODE[:STEPS_PER_CALL]/PRECISION[+INPUT][@DEVICE][*STRATEGY:N]`` of a cell's
+    variant fields (``@DEVICE`` left out when ``cell`` names no device).
+
+    ``reports`` may not import ``trainloop``, so this renders the grammar of
+    ``trainloop.config.Variant.name`` for stored cells; a test keeps the two in step.
+    """
     calls = cell.get("steps_per_call", 1)
     feed = cell.get("input_mode", "tfdata")
     strategy, replicas = cell.get("strategy", "none"), cell.get("replicas", 1)
+    device = cell.get("device")
     return (
         f"{cell['mode']}{f':{calls}' if calls != 1 else ''}/{cell['precision']}"
-        f"{f'+{feed}' if feed != 'tfdata' else ''}@{cell['device']}"
+        f"{f'+{feed}' if feed != 'tfdata' else ''}{f'@{device}' if device else ''}"
         f"{f'*{strategy}:{replicas}' if strategy != 'none' else ''}"
     )
+
+
+def utc_timestamp() -> str:
+    """Now, in UTC, ISO 8601 with milliseconds: the format of every timestamp tapebench
+    stores (records' ``started_at``/``finished_at``, manifests' ``created_at``). Strings
+    of this format sort in time order."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # Fingerprint fields that must agree for two results to be compared as like for like
@@ -109,6 +123,11 @@ class Steps:
 
     def __len__(self) -> int:
         return len(self.step)
+
+    @property
+    def timed_seconds(self) -> tuple[float, ...]:
+        """The per-step seconds of phase ``timed``: the samples every statistic uses."""
+        return tuple(s for s, p in zip(self.seconds, self.phase, strict=True) if p == "timed")
 
     def extend(
         self,

@@ -102,9 +102,7 @@ class Progress:
     def run_end(self, record: RunRecord) -> None:
         """A run finished (any status)."""
         self._durations.append(time.monotonic() - self._run_start)
-        timed = [
-            s for s, p in zip(record.steps.seconds, record.steps.phase, strict=True) if p == "timed"
-        ]
+        timed = record.steps.timed_seconds
         median = f", median step {statistics.median(timed) * 1e3:.1f} ms" if timed else ""
         why = f" ({record.reason})" if record.reason and record.status != "ok" else ""
         self._write(

@@ -1,13 +1,6 @@
 """The results directory: every file written atomically, nothing shared between invocations.
 
-Layout::
-
-    RESULTS/
-      runs/<run_id>.json          one record per finished run (any status)
-      logs/<run_id>.log           the run's full output, TensorFlow's C++ log included
-      invocations/<id>.json       what an invocation planned, and how it was called
-      invocations/<id>.md         the timing table it printed
-
+The layout (which file lives where) is :mod:`reports.layout`'s; this module writes it.
 Run ids start with the invocation id, and each invocation writes only files named after
 its own id, so two invocations pointed at one directory never touch each other's files.
 A reader never sees a half-written file: each is written to a temporary name in the same
@@ -24,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reports.layout import ResultsLayout
 from reports.schema import RunRecord
 
 
@@ -47,28 +41,14 @@ def new_invocation_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-class ResultsDir:
-    """Paths inside one results directory, and atomic writers for them."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.runs = self.root / "runs"
-        self.logs = self.root / "logs"
-        self.invocations = self.root / "invocations"
+class ResultsDir(ResultsLayout):
+    """One results directory, with atomic writers for its files."""
 
     def create(self) -> ResultsDir:
         """Makes the directories; returns self."""
         for d in (self.runs, self.logs, self.invocations):
             d.mkdir(parents=True, exist_ok=True)
         return self
-
-    def run_path(self, run_id: str) -> Path:
-        """Where the record of ``run_id`` is stored."""
-        return self.runs / f"{run_id}.json"
-
-    def log_path(self, run_id: str) -> Path:
-        """Where the output of ``run_id`` is logged."""
-        return self.logs / f"{run_id}.log"
 
     def write_run(self, record: RunRecord) -> Path:
         """Stores ``record``; returns its path."""
@@ -78,12 +58,12 @@ class ResultsDir:
 
     def write_invocation(self, invocation_id: str, manifest: dict[str, Any]) -> Path:
         """Stores the manifest of an invocation."""
-        path = self.invocations / f"{invocation_id}.json"
+        path = self.manifest_path(invocation_id)
         write_atomic(path, json.dumps(manifest, indent=1).encode())
         return path
 
     def write_table(self, invocation_id: str, text: str) -> Path:
         """Stores the table an invocation printed."""
-        path = self.invocations / f"{invocation_id}.md"
+        path = self.table_path(invocation_id)
         write_atomic(path, text.encode())
         return path

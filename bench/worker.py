@@ -1,9 +1,10 @@
 """The worker: runs one cell in a fresh process and streams what it measures to the parent.
 
-Started by :mod:`bench.matrix.process` as ``python -m bench.worker JOB_JSON``.
-Events are JSON lines on a pipe (``job["events_fd"]``), so stdout and stderr, where
-TensorFlow writes its logs, can go to the run's log file untouched. Every run ends with
-exactly one ``end`` event carrying its status, unless the process itself dies.
+Started by :mod:`bench.matrix.process` as ``python -m bench.worker TASK_JSON`` (a
+:class:`bench.matrix.job.WorkerTask`). Events are JSON lines on a pipe (the task's
+``events_fd``), so stdout and stderr, where TensorFlow writes its logs, can go to the run's
+log file untouched. Every run ends with exactly one ``end`` event carrying its status,
+unless the process itself dies.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from types import FrameType
 from typing import IO, Any
 
 from bench.machine.fingerprint import SOURCE_ROOT, source_revision
-from trainloop.config import Variant, Workload
-from trainloop.datasets import DataSource, load_arrays
+from bench.matrix.job import TraceRequest, WorkerTask
+from reports.layout import PROFILE_SESSIONS, trace_relative_path
+from trainloop.datasets import load_arrays
 from trainloop.idx import DataFileError
 
 
@@ -83,66 +85,68 @@ class EventListener:
         self.events.emit("epoch", **vars(result))
 
 
-def _configure_runtime(job: dict[str, Any]) -> None:
+def _configure_runtime(task: WorkerTask) -> None:
     """What must happen before TensorFlow executes its first op: thread pools, logical CPU
     devices for a mirrored strategy on the CPU, and a multi-worker strategy itself."""
     import tensorflow as tf
 
     from trainloop.strategies import create_strategy, split_cpu
 
-    if job.get("intra_op_threads"):
-        tf.config.threading.set_intra_op_parallelism_threads(job["intra_op_threads"])
-    if job.get("inter_op_threads"):
-        tf.config.threading.set_inter_op_parallelism_threads(job["inter_op_threads"])
-    if job.get("probe") or job.get("peak"):
+    if task.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(task.intra_op_threads)
+    if task.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(task.inter_op_threads)
+    if task.probe or task.peak:
         return
-    variant = Variant(**job["variant"])
+    variant = task.cell.variant
     if variant.strategy == "mirrored" and variant.device == "cpu":
         split_cpu(variant.replicas)
     if variant.strategy == "multiworker":
         create_strategy(variant)  # joins the cluster TF_CONFIG describes
 
 
-def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
-    """Runs the job; returns (status, reason)."""
+def _measure_peaks(task: WorkerTask, events: EventWriter) -> None:
+    from trainloop.matmul_peak import matmul_peak_flops
+
+    for device, precision in task.peak:
+        flops = matmul_peak_flops(precision, device)
+        log(f"peak {device}/{precision}: {flops / 1e9:.1f} GFLOP/s")
+        events.emit("peak", device=device, precision=precision, flops=flops)
+
+
+def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
+    """Runs the task; returns (status, reason)."""
     import tensorflow as tf
 
     from trainloop.devices import DeviceUnavailableError, describe_runtime
     from trainloop.loop import DivergedError, TrainingLoop
     from trainloop.tracing import TraceWindow
 
-    _configure_runtime(job)
-    log(f"pid {os.getpid()}, run {job.get('run_id')}, source {SOURCE_ROOT}")
+    _configure_runtime(task)
+    log(f"pid {os.getpid()}, run {task.run_id}, source {SOURCE_ROOT}")
     runtime = {**describe_runtime(), **source_revision(), "source_root": str(SOURCE_ROOT)}
     events.emit("hello", runtime=runtime, pid=os.getpid())
-    if job.get("probe"):
+    if task.probe or task.peak:
+        _measure_peaks(task, events)
         return "ok", None
-    if job.get("peak"):
-        from trainloop.matmul_peak import matmul_peak_flops
-
-        for device, precision in job["peak"]:
-            flops = matmul_peak_flops(precision, device)
-            log(f"peak {device}/{precision}: {flops / 1e9:.1f} GFLOP/s")
-            events.emit("peak", device=device, precision=precision, flops=flops)
-        return "ok", None
-    variant, workload = Variant(**job["variant"]), Workload(**job["workload"])
-    delay = float(job.get("inject_delay_s") or 0.0)
-    profile = job.get("profile")
+    variant, workload, profile = task.cell.variant, task.cell.workload, task.profile
     trace, capture = None, None
     if profile:  # a profiling pass: trace the window, stop after it, skip evaluation
-        capture = Path(profile["trace_root"]) / f".capture-{job['run_id']}"
-        trace = TraceWindow(str(capture), profile["first"], profile["last"])
+        capture = Path(profile.trace_root) / f".capture-{task.run_id}"
+        trace = TraceWindow(str(capture), profile.first, profile.last)
         workload = workload.replace(eval_examples=0)
     try:
-        data = load_arrays(DataSource.from_dict(job["data_source"]), seed=workload.seed)
+        if task.data_source is None:
+            raise ValueError("the task names no data source")
+        data = load_arrays(task.data_source, seed=workload.seed)
         log("data loaded; building the model")
         loop = TrainingLoop(
             variant,
             workload,
             data,
-            inject_delay_s=delay,
+            inject_delay_s=task.inject_delay_s,
             trace=trace,
-            max_steps=profile["last"] if profile else None,
+            max_steps=profile.last if profile else None,
         )
         loop.run(EventListener(events))
         if profile and capture is not None:
@@ -159,7 +163,7 @@ def _run(job: dict[str, Any], events: EventWriter) -> tuple[str, str | None]:
     return "ok", None
 
 
-def _publish_trace(capture: Path, profile: dict[str, Any], events: EventWriter) -> None:
+def _publish_trace(capture: Path, profile: TraceRequest, events: EventWriter) -> None:
     """Moves the captured session to ``<trace_root>/plugins/profile/<run_name>``, the
     layout xprof and TensorBoard read, with one run name per cell."""
     from trainloop.tracing import session_dirs
@@ -167,14 +171,14 @@ def _publish_trace(capture: Path, profile: dict[str, Any], events: EventWriter) 
     sessions = session_dirs(capture)
     if not sessions:
         raise RuntimeError(f"the profiler wrote no trace under {capture}")
-    target = Path(profile["trace_root"]) / "plugins" / "profile" / profile["run_name"]
+    target = Path(profile.trace_root).joinpath(*PROFILE_SESSIONS, profile.run_name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         shutil.rmtree(target)  # a re-run of the slot replaces its trace
     os.replace(sessions[-1], target)
     shutil.rmtree(capture, ignore_errors=True)
     log(f"trace written to {target}")
-    events.emit("trace", relative_path=f"traces/plugins/profile/{profile['run_name']}")
+    events.emit("trace", relative_path=trace_relative_path(profile.run_name))
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -183,11 +187,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     """Entry point of ``python -m bench.worker``."""
-    job = json.loads(sys.argv[1])
-    events = EventWriter(os.fdopen(job["events_fd"], "w", encoding="utf-8"))
+    task, events_fd = WorkerTask.from_json(sys.argv[1])
+    events = EventWriter(os.fdopen(events_fd, "w", encoding="utf-8"))
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        status, reason = _run(job, events)
+        status, reason = _run(task, events)
     except (KeyboardInterrupt, Terminated):
         status, reason = "interrupted", "interrupted by a signal"
     except Exception as exc:  # any failure becomes a record, with the traceback in the log

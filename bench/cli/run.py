@@ -30,8 +30,9 @@ from bench.matrix.cells import (
     create_workloads,
 )
 from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_matrix
-from bench.matrix.process import Job, execute_run
+from bench.matrix.job import Job, WorkerTask
 from bench.matrix.signals import StopRequest, stop_on_signals
+from bench.matrix.workers import execute_job
 from reports.frames import Results
 from reports.markdown import timing_markdown
 from reports.report import build_report
@@ -174,16 +175,9 @@ def _dataset_line(name: str, data_dir: Path | None) -> str:
 
 def list_command(args: argparse.Namespace) -> int:
     """``tapebench list``: what can run here."""
-    probe = Job(
-        run_id="list-probe",
-        invocation_id="list",
-        cell={**Cell(Variant(device="gpu"), Workload()).to_dict()},
-        repeat=0,
-        data_source={},
-        probe=True,
-    )
+    task = WorkerTask("list-probe", Cell(Variant(device="gpu"), Workload()), probe=True)
     with tempfile.TemporaryDirectory() as tmp:
-        record = execute_run(probe, Path(tmp) / "probe.log")
+        record = execute_job(Job(task, "list", repeat=0), Path(tmp) / "probe.log")
     fp = record.fingerprint
     gpus = fp.get("gpus") or []
     lines = [

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 import tarfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from bench.machine.fingerprint import COMMIT_MARKER, SOURCE_ROOT
-from bench.matrix.cells import Cell, RunOptions, cell_label
-from bench.matrix.multiworker import execute_job
-from bench.matrix.plan import create_plan
-from bench.matrix.process import Job
-from bench.matrix.progress import Progress
+from bench.matrix.cells import Cell, RunOptions
+from bench.matrix.execute import execute_plans
+from bench.matrix.job import SourceTree
+from bench.matrix.jobs import Side
+from bench.matrix.plan import ABSide, Slot, create_plan, write_plan
 from bench.matrix.signals import StopRequest
 from bench.matrix.store import ResultsDir
 from trainloop.datasets import DataSource
@@ -77,7 +76,7 @@ def export_revision(rev: str, target: Path, repo: Path = SOURCE_ROOT) -> str:
 def run_ab(
     cells: Sequence[Cell],
     options: RunOptions,
-    sources: dict[str, DataSource],
+    sources: Mapping[str, DataSource],
     baseline_rev: str,
     runs: int,
     argv: Sequence[str] = (),
@@ -87,59 +86,27 @@ def run_ab(
 ) -> ABResult:
     """Runs every cell ``runs`` times from each side, interleaved, in fresh processes.
 
-    ``inject_delay_s`` slows every candidate step by a known amount (for checking that the
-    gate catches slowdowns); it is recorded in the candidate's runs.
+    Both sides go through the matrix's job loop (:func:`execute_plans`), so they get its
+    skips, GPU probe, locks and cluster settings. ``inject_delay_s`` slows every candidate
+    step by a known amount (for checking that the gate catches slowdowns); it is recorded
+    in the candidate's runs.
     """
-    stop = stop or StopRequest()
     root = Path(options.output_dir)
-    tree = root / "baseline-source"
-    commit = export_revision(baseline_rev, tree)
-    sides = {
-        "baseline": ResultsDir(root / "baseline").create(),
-        "candidate": ResultsDir(root / "candidate").create(),
-    }
-    plans = {name: create_plan(cells, runs, options, sources, argv) for name in sides}
-    for name, plan in plans.items():
-        plan["ab"] = {"side": name, "baseline_rev": baseline_rev, "baseline_commit": commit}
-        sides[name].write_invocation(plan["invocation_id"], plan)
-    jobs = []
-    for slot_b, slot_c in zip(plans["baseline"]["slots"], plans["candidate"]["slots"], strict=True):
-        pair = []
-        for name, slot, source, source_commit, delay in (
-            ("baseline", slot_b, str(tree), commit, 0.0),
-            ("candidate", slot_c, str(SOURCE_ROOT), None, inject_delay_s),
-        ):
-            plan, cell = plans[name], plans[name]["cells"][slot["cell_index"]]
-            pair.append(
-                (
-                    name,
-                    Job(
-                        run_id=slot["slot_id"],
-                        slot_id=slot["slot_id"],
-                        invocation_id=plan["invocation_id"],
-                        cell=cell,
-                        repeat=slot["repeat"],
-                        data_source=plan["data_sources"][cell["dataset"]],
-                        intra_op_threads=options.intra_op_threads,
-                        inter_op_threads=options.inter_op_threads,
-                        source_root=source,
-                        source_commit=source_commit,
-                        inject_delay_s=delay,
-                    ),
-                )
-            )
-        jobs += pair if slot_b["repeat"] % 2 == 0 else pair[::-1]  # A B, B A, ...
-    progress = Progress(len(jobs), stream or sys.stderr, options.timeout_s)
-    for name, job in jobs:
-        if stop.requested:
-            break
-        progress.run_begin(f"{name}: {cell_label(job.cell, job.repeat)}", job.cell["epochs"])
-        record = execute_job(
-            job, sides[name].log_path(job.run_id), options.timeout_s, progress.on_event, stop
-        )
-        sides[name].write_run(record)
-        progress.run_end(record)
-    for name, plan in plans.items():
-        plan["state"] = "interrupted" if stop.requested else "complete"
-        sides[name].write_invocation(plan["invocation_id"], plan)
-    return ABResult(sides["baseline"], sides["candidate"], commit, stop.requested)
+    exported = (root / "baseline-source").resolve()  # workers start with it as their cwd
+    commit = export_revision(baseline_rev, exported)
+    trees = {"baseline": SourceTree(exported, commit), "candidate": SourceTree()}
+    sides = []
+    for name, tree in trees.items():
+        # The gate compares step times; the efficiency columns' peaks are not needed.
+        side_options = replace(options, output_dir=root / name, measure_peak=False)
+        ab = ABSide(name, baseline_rev, commit)
+        plan = create_plan(cells, runs, side_options, sources, argv, ab)
+        write_plan(ResultsDir(side_options.output_dir).create(), plan)
+        delay = inject_delay_s if name == "candidate" else 0.0
+        sides.append(Side(plan, tree, delay, name))
+    order: list[tuple[int, Slot]] = []
+    for slot_b, slot_c in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
+        pair = [(0, slot_b), (1, slot_c)]
+        order += pair if slot_b.repeat % 2 == 0 else pair[::-1]  # A B, B A, ...
+    base, cand = execute_plans(sides, order, stop, stream)
+    return ABResult(base.results, cand.results, commit, base.interrupted)

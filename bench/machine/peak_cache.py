@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine.fingerprint import machine_fingerprint
-from bench.matrix.process import Job, execute_run
+from bench.matrix.job import Job
 from bench.matrix.store import ResultsDir, write_atomic
+from bench.matrix.workers import execute_job
 
 
 def cache_path() -> Path:
@@ -67,26 +68,18 @@ def ensure_peaks(jobs: list[Job], results: ResultsDir) -> dict[str, float]:
     that device's first job (same threads, same source, same visible devices)."""
     if not jobs:
         return {}
-    key = environment_key(jobs[0].intra_op_threads, jobs[0].inter_op_threads)
+    key = environment_key(jobs[0].task.intra_op_threads, jobs[0].task.inter_op_threads)
     cache = _load()
     known: dict[str, float] = dict(cache.get(key, {}))
-    wanted = {(j.cell["device"], j.cell["precision"]) for j in jobs}
+    wanted = {(j.cell.variant.device, j.cell.variant.precision) for j in jobs}
     for device in sorted({d for d, _ in wanted}):
         missing = sorted(p for p in wanted if p[0] == device and f"{p[0]}/{p[1]}" not in known)
         if not missing:
             continue
-        template = next(j for j in jobs if j.cell["device"] == device)
-        job = Job(
-            **{
-                **template.__dict__,
-                "run_id": f"{template.invocation_id}-peak-{device}",
-                "peak": missing,
-                "probe": False,
-                "profile": None,
-                "purpose": "timing",
-            }
-        )
-        record = execute_run(job, results.log_path(job.run_id))
+        template = next(j for j in jobs if j.cell.variant.device == device)
+        run_id = f"{template.invocation_id}-peak-{device}"
+        job = template.derive(run_id, peak=tuple(missing), probe=False, profile=None)
+        record = execute_job(job, results.log_path(job.run_id))
         known.update(record.info.get("peaks", {}))
     if known != cache.get(key, {}):
         cache[key] = known

@@ -6,14 +6,17 @@ API and the command line share one schema.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.schema import variant_label
 from trainloop.config import DEVICES, Variant, Workload
+
+_VARIANT_NAMES = frozenset(f.name for f in dataclasses.fields(Variant))
+_WORKLOAD_NAMES = frozenset(f.name for f in dataclasses.fields(Workload))
 
 # Named workloads. "quick" is the default of `tapebench run`: 200 steps per variant, enough
 # for stable medians in minutes. "reference" is the full training.
@@ -62,12 +65,28 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """The variant name, e.g. ``xla/float32@cpu``."""
-        return self.variant.name
+        """A short human label: variant and workload, e.g. ``xla/float32@cpu tiny/mnist/b64``."""
+        w = self.workload
+        return f"{self.variant.name} {w.model}/{w.dataset}/b{w.batch_size}"
 
     def to_dict(self) -> dict[str, Any]:
         """Flat variant + workload fields (the record schema's ``cell``)."""
         return {**asdict(self.variant), **asdict(self.workload)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        """The inverse of :meth:`to_dict`. Variant fields added after a cell was stored
+        are missing from it and take their defaults, the meaning they had before.
+
+        Raises:
+          ValueError: an unknown field, or a value the dataclasses reject.
+        """
+        unknown = set(data) - _VARIANT_NAMES - _WORKLOAD_NAMES
+        if unknown:
+            raise ValueError(f"cell: unknown field(s) {', '.join(sorted(unknown))}")
+        variant = {k: v for k, v in data.items() if k in _VARIANT_NAMES}
+        workload = {k: v for k, v in data.items() if k in _WORKLOAD_NAMES}
+        return cls(Variant(**variant), Workload(**workload))
 
 
 @dataclass(frozen=True)
@@ -119,12 +138,6 @@ class RunOptions:
             raise ValueError(f"timeout_s={self.timeout_s!r} must be positive")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"output dir {self.output_dir} exists and is not a directory")
-
-
-def cell_label(cell: dict[str, Any], repeat: int | None = None) -> str:
-    """A short human label for a cell dict: variant, workload, and repeat if given."""
-    label = f"{variant_label(cell)} {cell['model']}/{cell['dataset']}/b{cell['batch_size']}"
-    return label + (f" #{repeat + 1}" if repeat is not None else "")
 
 
 def create_variants(

@@ -1,15 +1,15 @@
-"""The matrix runner: cells x repeats, interleaved, one fresh worker process per run.
+"""The job loop: slots of one or more plans, in a given order, one fresh worker per run.
 
-An invocation's plan is written first (``invocations/<id>.json``): its cells, repeats,
-data sources and options, and its slots -- one per (cell, repeat), in the interleaved order
-A B C, A B C, ... so machine drift hits every cell alike. Each finished run is written
-before the next starts. A stop request (Ctrl-C, SIGTERM) ends the in-flight run as
-``interrupted`` and the matrix with it; ``resume`` later runs exactly the slots that have
-no record, or only interrupted ones (as a new attempt, ``<slot>-a2``, ...).
-
-Concurrency: run ids start with the invocation id, so invocations sharing a results
-directory never write the same file; an invocation is locked (``flock``) while it runs,
-so it cannot be resumed twice at once.
+``tapebench run`` passes one plan and its slots in plan order (A B C, A B C, ... so
+machine drift hits every cell alike); ``tapebench ab`` two plans, interleaved A B, B A, ...
+Whatever the caller, the loop applies the same rules: variants that cannot run are
+recorded as skipped without a worker; GPU runs are skipped when a probe worker sees no
+GPU; each invocation is locked (``flock``) while it runs, so it cannot be resumed twice at
+once; each finished run is written before the next starts. A stop request (Ctrl-C,
+SIGTERM) ends the in-flight run as ``interrupted`` and the loop with it; ``resume`` later
+runs exactly the slots that have no record, or only interrupted ones (as a new attempt,
+``<slot>-a2``, ...). Run ids start with the invocation id, so invocations sharing a
+results directory never write the same file.
 """
 
 from __future__ import annotations
@@ -18,22 +18,26 @@ import contextlib
 import dataclasses
 import fcntl
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from bench.machine.fingerprint import SOURCE_ROOT
 from bench.machine.peak_cache import ensure_peaks
-from bench.matrix.cells import Cell, RunOptions, cell_label
-from bench.matrix.multiworker import execute_job
-from bench.matrix.plan import MatrixError, create_plan, now, read_manifest, trace_run_name
-from bench.matrix.process import Job, RunAssembler, execute_run
+from bench.matrix.cells import Cell, RunOptions
+from bench.matrix.job import Job, SourceTree
+from bench.matrix.jobs import Side, current_record, pending_job, stored_attempts
+from bench.matrix.plan import MatrixError, Plan, Slot, create_plan, read_plan, write_plan
+from bench.matrix.process import RunAssembler
 from bench.matrix.progress import Progress
 from bench.matrix.signals import StopRequest
 from bench.matrix.store import ResultsDir
-from reports.schema import VARIANT_FIELDS, RunRecord, read_run
-from trainloop.config import Variant
+from bench.matrix.workers import execute_job
+from reports.schema import RunRecord
 from trainloop.datasets import DataSource
+
+SideJob = tuple[int, Job]  # a job, and the index of the side it belongs to
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,14 @@ class MatrixResult:
     invocation_id: str
     results: ResultsDir
     records: tuple[RunRecord, ...]  # the current record of each slot, in plan order
-    executed: int  # runs executed by this call
+    executed: int  # runs recorded by this call (skipped ones included)
     interrupted: bool
     pending: int  # slots still without a result
 
 
 @contextlib.contextmanager
 def _locked(results: ResultsDir, invocation_id: str) -> Iterator[None]:
-    path = results.invocations / f"{invocation_id}.lock"
-    with open(path, "a+") as lock:
+    with open(results.lock_path(invocation_id), "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,162 +64,133 @@ def _locked(results: ResultsDir, invocation_id: str) -> Iterator[None]:
         yield
 
 
-def _existing(results: ResultsDir, invocation_id: str) -> dict[str, list[RunRecord]]:
-    """This invocation's stored runs, by slot, oldest attempt first."""
-    by_slot: dict[str, list[RunRecord]] = {}
-    for path in sorted(results.runs.glob(f"{invocation_id}-*.json")):
-        record = read_run(path)
-        by_slot.setdefault(record.slot_id or record.run_id, []).append(record)
-    for attempts in by_slot.values():
-        attempts.sort(key=lambda r: r.started_at or "")
-    return by_slot
+class _JobLoop:
+    """One :func:`execute_plans` call: its sides, and the records it wrote for each."""
 
+    def __init__(self, sides: Sequence[Side], stop: StopRequest) -> None:
+        self.sides = sides
+        self.stop = stop
+        self.written: list[list[RunRecord]] = [[] for _ in sides]
+        self.notes: list[str] = []
 
-def current_record(attempts: Sequence[RunRecord]) -> RunRecord | None:
-    """The record that stands for a slot: its latest finished attempt, else its latest."""
-    finished = [r for r in attempts if r.status != "interrupted"]
-    candidates = finished or list(attempts)
-    return candidates[-1] if candidates else None
+    def write(self, k: int, record: RunRecord) -> None:
+        """Stores ``record`` with side ``k``'s results."""
+        self.sides[k].results.write_run(record)
+        self.written[k].append(record)
 
+    def skip_unsupported(self, jobs: list[SideJob]) -> list[SideJob]:
+        """Records ``skipped`` for combinations that are not run (no worker needed);
+        returns the other jobs."""
+        left = []
+        for k, job in jobs:
+            reason = job.cell.variant.unsupported_reason()
+            if reason is None:
+                left.append((k, job))
+                continue
+            self.write(k, RunAssembler(job).record("skipped", reason))
+            self.notes.append(f"skipping {job.cell.variant.name}: {reason}")
+        return left
 
-def _profile_job(
-    manifest: dict[str, Any], slot: dict[str, Any], cell: dict[str, Any], results: ResultsDir
-) -> dict[str, Any] | None:
-    if slot.get("purpose") != "profile":
-        return None
-    window = manifest["profile"]
-    return {
-        "first": window["first"],
-        "last": window["last"],
-        "trace_root": str((results.root / "traces").resolve()),
-        "run_name": trace_run_name(cell, manifest["invocation_id"]),
-    }
+    def skip_without_gpu(self, jobs: list[SideJob]) -> list[SideJob]:
+        """Records ``skipped`` for GPU jobs when a probe worker sees no GPU; returns the
+        jobs left. The probe runs this tree: what a machine has does not depend on it."""
+        gpu = [(k, j) for k, j in jobs if j.cell.variant.device == "gpu"]
+        if not gpu:
+            return jobs
+        k, first = gpu[0]
+        probe = first.derive(f"{first.invocation_id}-probe", probe=True)
+        probe = dataclasses.replace(probe, source=SourceTree())
+        seen = execute_job(probe, self.sides[k].results.log_path(probe.run_id))
+        if seen.status != "ok" or seen.fingerprint.get("gpus") != []:
+            return jobs  # GPUs visible, or the probe failed: let each run find out itself
+        for k, job in gpu:
+            assembler = RunAssembler(job, runtime=seen.fingerprint)
+            self.write(k, assembler.record("skipped", "no GPU visible", log_file=seen.log_file))
+        self.notes.insert(0, f"skipping {len(gpu)} GPU run(s): no GPU visible")
+        return [(k, j) for k, j in jobs if j.cell.variant.device != "gpu"]
 
+    def measure_peaks(self, jobs: list[SideJob]) -> list[dict[str, float]]:
+        """Per side, the matmul peaks of its devices and precisions, where its plan asks
+        for them and its workers run this tree (an older tree's may not know the task)."""
+        peaks = []
+        for k, side in enumerate(self.sides):
+            timing = [j for i, j in jobs if i == k and j.task.profile is None]
+            wanted = side.plan.options.measure_peak and side.source.root == SOURCE_ROOT
+            peaks.append(ensure_peaks(timing, side.results) if wanted else {})
+        return peaks
 
-def _jobs(
-    manifest: dict[str, Any], done: dict[str, list[RunRecord]], results: ResultsDir
-) -> list[Job]:
-    """Jobs for the slots that have no record other than interrupted ones."""
-    jobs = []
-    options = manifest["options"]
-    for slot in manifest["slots"]:
-        attempts = done.get(slot["slot_id"], [])
-        if any(r.status != "interrupted" for r in attempts):
-            continue
-        cell = manifest["cells"][slot["cell_index"]]
-        suffix = f"-a{len(attempts) + 1}" if attempts else ""
-        jobs.append(
-            Job(
-                run_id=slot["slot_id"] + suffix,
-                slot_id=slot["slot_id"],
-                invocation_id=manifest["invocation_id"],
-                cell=cell,
-                repeat=slot["repeat"],
-                data_source=manifest["data_sources"][cell["dataset"]],
-                intra_op_threads=options["intra_op_threads"],
-                inter_op_threads=options["inter_op_threads"],
-                purpose=slot.get("purpose", "timing"),
-                cluster=tuple(options["cluster"]) if options.get("cluster") else None,
-                task_index=options.get("task_index", 0),
-                profile=_profile_job(manifest, slot, cell, results),
-            )
-        )
-    return jobs
-
-
-def _skip_unsupported(jobs: list[Job], results: ResultsDir) -> dict[str, RunRecord]:
-    """Records ``skipped`` for combinations that are not run (no worker needed)."""
-    skipped = {}
-    for job in jobs:
-        variant = Variant(**{k: job.cell[k] for k in VARIANT_FIELDS})
-        reason = variant.unsupported_reason()
-        if reason:
-            skipped[job.run_id] = RunAssembler(job).record("skipped", reason)
-            results.write_run(skipped[job.run_id])
-    return skipped
-
-
-def _skip_without_gpu(jobs: list[Job], results: ResultsDir) -> dict[str, RunRecord]:
-    """Records ``skipped`` for GPU jobs when a probe worker sees no GPU."""
-    gpu_jobs = [j for j in jobs if j.cell["device"] == "gpu"]
-    if not gpu_jobs:
-        return {}
-    first = gpu_jobs[0]
-    probe = Job(**{**first.__dict__, "run_id": first.invocation_id + "-probe", "probe": True})
-    seen = execute_run(probe, results.log_path(probe.run_id))
-    if seen.status != "ok" or seen.fingerprint.get("gpus") != []:
-        return {}  # GPUs visible, or the probe failed: let each run find out itself
-    skipped = {}
-    for job in gpu_jobs:
-        record = RunAssembler(job, runtime=seen.fingerprint).record(
-            "skipped", "no GPU visible", log_file=seen.log_file
-        )
-        results.write_run(record)
-        skipped[job.run_id] = record
-    return skipped
-
-
-def _execute(
-    results: ResultsDir, manifest: dict[str, Any], stop: StopRequest, stream: TextIO | None
-) -> MatrixResult:
-    invocation = manifest["invocation_id"]
-    with _locked(results, invocation):
-        done = _existing(results, invocation)
-        jobs = _jobs(manifest, done, results)
-        unsupported = _skip_unsupported(jobs, results)
-        jobs = [j for j in jobs if j.run_id not in unsupported]
-        finished = _skip_without_gpu(jobs, results)
-        todo = [j for j in jobs if j.run_id not in finished]
-        timeout = manifest["options"]["timeout_s"]
-        progress = Progress(len(todo), stream or sys.stderr, timeout)
-        if finished:
-            progress.note(f"skipping {len(finished)} GPU run(s): no GPU visible")
-        for record in unsupported.values():
-            progress.note(f"skipping {record.variant_name}: {record.reason}")
-        finished.update(unsupported)
-        peaks: dict[str, float] = {}
-        if todo and manifest["options"].get("measure_peak", True):
-            peaks = ensure_peaks([j for j in todo if not j.profile], results)
-            manifest["peaks"] = peaks
-        manifest.update(state="running", updated_at=now())
-        results.write_invocation(invocation, manifest)
-        for job in todo:
-            if stop.requested:
+    def run(self, jobs: list[SideJob], peaks: list[dict[str, float]], progress: Progress) -> None:
+        """Runs ``jobs`` in order, each record written before the next run starts."""
+        timeout = self.sides[0].plan.options.timeout_s
+        for k, job in jobs:
+            if self.stop.requested:
                 break
-            label = cell_label(job.cell, None if job.profile else job.repeat)
-            progress.run_begin(
-                label + (" (profiling)" if job.profile else ""),
-                1 if job.profile else job.cell["epochs"],
-            )
-            record = execute_job(
-                job, results.log_path(job.run_id), timeout, progress.on_event, stop
-            )
-            peak = peaks.get(f"{job.cell['device']}/{job.cell['precision']}")
+            side, cell = self.sides[k], job.cell
+            label = cell.label + ("" if job.task.profile else f" #{job.repeat + 1}")
+            label = f"{side.name}: {label}" if side.name else label
+            progress.run_begin(label, cell.workload.epochs)
+            log = side.results.log_path(job.run_id)
+            record = execute_job(job, log, timeout, progress.on_event, self.stop)
+            peak = peaks[k].get(f"{cell.variant.device}/{cell.variant.precision}")
             if peak:
                 record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
-            results.write_run(record)
-            finished[job.run_id] = record
+            self.write(k, record)
             progress.run_end(record)
-        for record in finished.values():
-            done.setdefault(record.slot_id or record.run_id, []).append(record)
-        current = [current_record(done.get(s["slot_id"], [])) for s in manifest["slots"]]
+
+    def close(self, k: int, plan: Plan, stored: dict[str, list[RunRecord]]) -> MatrixResult:
+        """Writes side ``k``'s plan in its final state; returns the invocation's result."""
+        for record in self.written[k]:
+            stored.setdefault(record.slot_id or record.run_id, []).append(record)
+        current = [current_record(stored.get(s.slot_id, [])) for s in plan.slots]
         pending = sum(r is None or r.status == "interrupted" for r in current)
-        manifest.update(state="complete" if not pending else "interrupted", updated_at=now())
-        results.write_invocation(invocation, manifest)
-    return MatrixResult(
-        invocation,
-        results,
-        tuple(r for r in current if r is not None),
-        executed=len(finished),
-        interrupted=stop.requested,
-        pending=pending,
-    )
+        results = self.sides[k].results
+        write_plan(results, plan.with_state("interrupted" if pending else "complete"))
+        return MatrixResult(
+            plan.invocation_id,
+            results,
+            tuple(r for r in current if r is not None),
+            executed=len(self.written[k]),
+            interrupted=self.stop.requested,
+            pending=pending,
+        )
+
+
+def execute_plans(
+    sides: Sequence[Side],
+    order: Sequence[tuple[int, Slot]],
+    stop: StopRequest | None = None,
+    stream: TextIO | None = None,
+) -> list[MatrixResult]:
+    """Runs the slots of ``order`` -- (side index, slot) pairs -- that still need a run,
+    in that order, under the rules above; returns each side's result.
+
+    Raises:
+      MatrixError: an invocation is running in another process.
+      ResultFileError: a stored run of an invocation is unreadable.
+    """
+    loop = _JobLoop(sides, stop or StopRequest())
+    with contextlib.ExitStack() as stack:
+        for side in sides:
+            stack.enter_context(_locked(side.results, side.plan.invocation_id))
+        stored = [stored_attempts(side) for side in sides]
+        jobs = [(k, pending_job(sides[k], s, stored[k].get(s.slot_id, []))) for k, s in order]
+        todo = loop.skip_unsupported([(k, j) for k, j in jobs if j is not None])
+        todo = loop.skip_without_gpu(todo)
+        progress = Progress(len(todo), stream or sys.stderr, sides[0].plan.options.timeout_s)
+        for note in loop.notes:
+            progress.note(note)
+        peaks = loop.measure_peaks(todo)
+        plans = [s.plan.with_state("running", peaks=p) for s, p in zip(sides, peaks, strict=True)]
+        for side, plan in zip(sides, plans, strict=True):
+            write_plan(side.results, plan)
+        loop.run(todo, peaks, progress)
+        return [loop.close(k, plan, stored[k]) for k, plan in enumerate(plans)]
 
 
 def run_matrix(
     cells: Sequence[Cell],
     options: RunOptions,
-    sources: dict[str, DataSource],
+    sources: Mapping[str, DataSource],
     repeats: int = 1,
     argv: Sequence[str] = (),
     stop: StopRequest | None = None,
@@ -226,13 +200,10 @@ def run_matrix(
 
     ``sources`` maps each dataset name used by the cells to where its files are.
     """
-    missing = {c.workload.dataset for c in cells} - set(sources)
-    if missing:
-        raise ValueError(f"no data source for dataset(s) {', '.join(sorted(missing))}")
+    plan = create_plan(cells, repeats, options, sources, argv)
     results = ResultsDir(options.output_dir).create()
-    manifest = create_plan(cells, repeats, options, sources, argv)
-    results.write_invocation(manifest["invocation_id"], manifest)
-    return _execute(results, manifest, stop or StopRequest(), stream)
+    write_plan(results, plan)
+    return _execute_one(plan, stop, stream)
 
 
 def resume_matrix(
@@ -250,5 +221,9 @@ def resume_matrix(
     results = ResultsDir(output_dir)
     if not results.invocations.is_dir():
         raise MatrixError(f"{output_dir}: not a tapebench results directory")
-    manifest = read_manifest(results, invocation_id)
-    return _execute(results, manifest, stop or StopRequest(), stream)
+    return _execute_one(read_plan(results, invocation_id), stop, stream)
+
+
+def _execute_one(plan: Plan, stop: StopRequest | None, stream: TextIO | None) -> MatrixResult:
+    (result,) = execute_plans([Side(plan)], [(0, s) for s in plan.slots], stop, stream)
+    return result

@@ -2,116 +2,243 @@
 
 The plan is written first (``invocations/<id>.json``): its cells, repeats, data sources
 and options, and its slots -- one per (cell, repeat), in the interleaved order A B C, A B C,
-... so machine drift hits every cell alike.
+... so machine drift hits every cell alike. In memory it is a frozen :class:`Plan`; on disk
+the manifest document of :data:`MANIFEST_VERSION`, which plans written by earlier versions
+(without the fields added since) also satisfy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.matrix.cells import Cell, RunOptions
 from bench.matrix.store import ResultsDir, new_invocation_id
+from reports.schema import PURPOSES, utc_timestamp
 from trainloop.datasets import DataSource
 
 MANIFEST_KIND = "tapebench.invocation"
 MANIFEST_VERSION = 1
+STATES = ("planned", "running", "interrupted", "complete")
 
 
 class MatrixError(Exception):
     """The matrix cannot start or resume (busy, unknown or broken invocation)."""
 
 
-def now() -> str:
-    """Now, in UTC, ISO 8601 to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+@dataclass(frozen=True)
+class Slot:
+    """One place in a plan: a cell's repeat (or its profiling run), named ``slot_id``."""
+
+    slot_id: str
+    cell_index: int
+    repeat: int
+    purpose: str = "timing"
+
+    def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"slot purpose={self.purpose!r} is not one of {', '.join(PURPOSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's form (``purpose`` only when not ``timing``, as first written)."""
+        doc = dataclasses.asdict(self)
+        return doc if self.purpose != "timing" else {k: v for k, v in doc.items() if k != "purpose"}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Slot:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ABSide:
+    """Which side of a same-job A/B an invocation is, and the baseline it measured."""
+
+    side: str
+    baseline_rev: str
+    baseline_commit: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An invocation's plan; ``options.output_dir`` is where its results go."""
+
+    invocation_id: str
+    cells: tuple[Cell, ...]
+    repeats: int
+    data_sources: Mapping[str, DataSource]
+    options: RunOptions
+    slots: tuple[Slot, ...]
+    created_at: str
+    argv: tuple[str, ...] = ()
+    state: str = "planned"
+    updated_at: str | None = None
+    peaks: Mapping[str, float] = field(default_factory=dict)
+    ab: ABSide | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"state={self.state!r} is not one of {', '.join(STATES)}")
+        if self.repeats < 1:
+            raise ValueError(f"repeats={self.repeats!r} must be an integer >= 1")
+        bad = [s.slot_id for s in self.slots if not 0 <= s.cell_index < len(self.cells)]
+        if bad:
+            raise ValueError(f"slot(s) {', '.join(bad)} name no cell of the plan")
+        missing = {c.workload.dataset for c in self.cells} - set(self.data_sources)
+        if missing:
+            raise ValueError(f"no data source for dataset(s) {', '.join(sorted(missing))}")
+
+    def cell_of(self, slot: Slot) -> Cell:
+        """The cell ``slot`` runs."""
+        return self.cells[slot.cell_index]
+
+    def with_state(self, state: str, **changes: Any) -> Plan:
+        """A copy in ``state``, stamped now, with ``changes`` applied."""
+        return dataclasses.replace(self, state=state, updated_at=utc_timestamp(), **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest document."""
+        o, profile = self.options, self.options.profile
+        doc: dict[str, Any] = {
+            "kind": MANIFEST_KIND,
+            "schema_version": MANIFEST_VERSION,
+            "invocation_id": self.invocation_id,
+            "created_at": self.created_at,
+            "argv": list(self.argv),
+            "cells": [c.to_dict() for c in self.cells],
+            "repeats": self.repeats,
+            "data_sources": {name: s.to_dict() for name, s in self.data_sources.items()},
+            "options": {
+                "timeout_s": o.timeout_s,
+                "intra_op_threads": o.intra_op_threads,
+                "inter_op_threads": o.inter_op_threads,
+                "measure_peak": o.measure_peak,
+                "cluster": list(o.cluster) if o.cluster else None,
+                "task_index": o.task_index,
+            },
+            "slots": [s.to_dict() for s in self.slots],
+            "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
+            "state": self.state,
+        }
+        optional = {"updated_at": self.updated_at, "peaks": dict(self.peaks) or None}
+        doc.update({k: v for k, v in optional.items() if v is not None})
+        if self.ab is not None:
+            doc["ab"] = dataclasses.asdict(self.ab)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], output_dir: Path) -> Plan:
+        """Parses a manifest of :data:`MANIFEST_VERSION` whose results are in
+        ``output_dir``; fields added since the first manifests take their defaults.
+
+        Raises:
+          ValueError, KeyError, TypeError: the document is malformed.
+        """
+        o, profile = doc["options"], doc.get("profile")
+        options = RunOptions(
+            output_dir=output_dir,
+            intra_op_threads=o["intra_op_threads"],
+            inter_op_threads=o["inter_op_threads"],
+            timeout_s=o["timeout_s"],
+            profile=(profile["first"], profile["last"]) if profile else None,
+            measure_peak=o.get("measure_peak", True),
+            cluster=tuple(o["cluster"]) if o.get("cluster") else None,
+            task_index=o.get("task_index", 0),
+        )
+        sources = {k: DataSource.from_dict(v) for k, v in doc["data_sources"].items()}
+        return cls(
+            invocation_id=doc["invocation_id"],
+            cells=tuple(Cell.from_dict(c) for c in doc["cells"]),
+            repeats=doc["repeats"],
+            data_sources=sources,
+            options=options,
+            slots=tuple(Slot.from_dict(s) for s in doc["slots"]),
+            created_at=doc["created_at"],
+            argv=tuple(doc.get("argv", ())),
+            state=doc.get("state", "planned"),
+            updated_at=doc.get("updated_at"),
+            peaks=dict(doc.get("peaks") or {}),
+            ab=ABSide(**doc["ab"]) if doc.get("ab") else None,
+        )
 
 
 def create_plan(
     cells: Sequence[Cell],
     repeats: int,
     options: RunOptions,
-    sources: dict[str, DataSource],
+    sources: Mapping[str, DataSource],
     argv: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The manifest of a new invocation: cells, options and interleaved slots.
+    ab: ABSide | None = None,
+) -> Plan:
+    """The plan of a new invocation: cells, options and interleaved slots.
 
     With ``options.profile=(first, last)``, every cell also gets one profiling run, after
     all timing runs, that traces steps ``[first, last)``.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
-    profile = options.profile
     invocation = new_invocation_id()
     slots = [
-        {"slot_id": f"{invocation}-c{i:02d}-r{r}", "cell_index": i, "repeat": r}
-        for r in range(repeats)
-        for i in range(len(cells))
+        Slot(f"{invocation}-c{i:02d}-r{r}", i, r) for r in range(repeats) for i in range(len(cells))
     ]
-    if profile is not None:
-        slots += [
-            {
-                "slot_id": f"{invocation}-c{i:02d}-p",
-                "cell_index": i,
-                "repeat": 0,
-                "purpose": "profile",
-            }
-            for i in range(len(cells))
-        ]
-    return {
-        "kind": MANIFEST_KIND,
-        "schema_version": MANIFEST_VERSION,
-        "invocation_id": invocation,
-        "created_at": now(),
-        "argv": list(argv),
-        "cells": [c.to_dict() for c in cells],
-        "repeats": repeats,
-        "data_sources": {name: s.to_dict() for name, s in sources.items()},
-        "options": {
-            "timeout_s": options.timeout_s,
-            "intra_op_threads": options.intra_op_threads,
-            "inter_op_threads": options.inter_op_threads,
-            "measure_peak": options.measure_peak,
-            "cluster": list(options.cluster) if options.cluster else None,
-            "task_index": options.task_index,
-        },
-        "slots": slots,
-        "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
-        "state": "planned",
-    }
+    if options.profile is not None:
+        slots += [Slot(f"{invocation}-c{i:02d}-p", i, 0, "profile") for i in range(len(cells))]
+    used = {c.workload.dataset for c in cells}
+    return Plan(
+        invocation_id=invocation,
+        cells=tuple(cells),
+        repeats=repeats,
+        data_sources={name: s for name, s in sources.items() if name in used},
+        options=options,
+        slots=tuple(slots),
+        created_at=utc_timestamp(),
+        argv=tuple(argv),
+        ab=ab,
+    )
 
 
-def read_manifest(results: ResultsDir, invocation_id: str | None) -> dict[str, Any]:
-    """The manifest of ``invocation_id``, or of the newest invocation in ``results``."""
+def write_plan(results: ResultsDir, plan: Plan) -> None:
+    """Stores ``plan`` as its invocation's manifest."""
+    results.write_invocation(plan.invocation_id, plan.to_dict())
+
+
+def read_plan(results: ResultsDir, invocation_id: str | None) -> Plan:
+    """The plan of ``invocation_id``, or of the newest invocation in ``results``.
+
+    Raises:
+      MatrixError: naming the manifest, when it is missing, unreadable or malformed.
+    """
     if invocation_id is None:
         paths = sorted(results.invocations.glob("*.json"))
         if not paths:
             raise MatrixError(f"{results.root}: no invocation to resume")
         path = paths[-1]
     else:
-        path = results.invocations / f"{invocation_id}.json"
+        path = results.manifest_path(invocation_id)
         if not path.is_file():
             raise MatrixError(f"{results.root}: no invocation {invocation_id}")
     try:
-        manifest = json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise MatrixError(f"{path}: unreadable invocation manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
+    if not isinstance(doc, dict) or doc.get("kind") != MANIFEST_KIND:
         raise MatrixError(f"{path}: not a tapebench invocation manifest")
-    if manifest.get("schema_version") != MANIFEST_VERSION:
+    if doc.get("schema_version") != MANIFEST_VERSION:
         raise MatrixError(
-            f"{path}: manifest version {manifest.get('schema_version')!r} "
+            f"{path}: manifest version {doc.get('schema_version')!r} "
             f"is not supported (expected {MANIFEST_VERSION})"
         )
-    return manifest
+    try:
+        return Plan.from_dict(doc, results.root)
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise MatrixError(f"{path}: {detail}") from None
 
 
-def trace_run_name(cell: dict[str, Any], invocation_id: str) -> str:
+def trace_run_name(cell: Cell, invocation_id: str) -> str:
     """The directory name of a cell's trace: readable, unique per invocation, no slashes."""
-    label = (
-        f"{cell['mode']}-{cell['precision']}-{cell['device']}_{cell['model']}_"
-        f"{cell['dataset']}_b{cell['batch_size']}"
-    )
+    v, w = cell.variant, cell.workload
+    label = f"{v.mode}-{v.precision}-{v.device}_{w.model}_{w.dataset}_b{w.batch_size}"
     return f"{label}_{invocation_id.rsplit('-', 1)[-1]}"

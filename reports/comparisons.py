@@ -4,14 +4,16 @@ break-even, time-to-accuracy and accuracy parity."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from reports import stats
 from reports.frames import Results
-from reports.schema import CELL_FIELDS, WORKLOAD_FIELDS
+from reports.schema import CELL_DEFAULTS, CELL_FIELDS, WORKLOAD_FIELDS
 from reports.summary import BASELINE, measured_runs, timed_groups
 
 CELL_KEY = ["device", *WORKLOAD_FIELDS]  # what must match for two variants to be compared
@@ -39,26 +41,41 @@ def _counterpart(
     """The cell of ``mode``/``precision`` on ``row``'s device and workload, fed as ``feed``
     says (default: the plain feed)."""
     same = summary[(summary["mode"] == mode) & (summary["precision"] == precision)]
-    for key, value in (feed or PLAIN_FEED).items():
+    feed = PLAIN_FEED if feed is None else feed
+    for key, value in feed.items():
         same = same[same[key] == value]
-    for key in CELL_KEY:
+    for key in (k for k in CELL_KEY if k not in feed):  # a feed may name the device
         value = row[key]
         same = same[same[key].isna()] if pd.isna(value) else same[same[key] == value]
     return same.iloc[0] if len(same) else None
 
 
+def _baseline_of(
+    summary: pd.DataFrame, row: pd.Series, baseline: Mapping[str, Any]
+) -> pd.Series | None:
+    """The cell of the ``baseline`` variant fields (the others at their plain values) on
+    ``row``'s workload, and on its device unless ``baseline`` names one."""
+    fields = {**CELL_DEFAULTS, **baseline}
+    mode, precision = fields.pop("mode"), fields.pop("precision")
+    return _counterpart(summary, row, mode, precision, fields)
+
+
+DEFAULT_BASELINE = {"mode": BASELINE[0], "precision": BASELINE[1]}
+
+
 def speedups(
-    results: Results, summary: pd.DataFrame, baseline: tuple[str, str] = BASELINE
+    results: Results, summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASELINE
 ) -> pd.DataFrame:
     """Per cell: baseline median step time / this cell's, with a 95% bootstrap interval.
 
-    The baseline is the cell with ``(mode, precision) == baseline`` on the same device and
-    workload. Columns: ``speedup``, ``speedup_ci_low``, ``speedup_ci_high``,
-    ``baseline_variant``; NaN where the baseline or the cell has no timed steps.
+    The baseline is the cell with the ``baseline`` variant fields on the same workload
+    (and device, unless ``baseline`` names one). Columns: ``speedup``, ``speedup_ci_low``,
+    ``speedup_ci_high``, ``baseline_variant``; NaN where the baseline or the cell has no
+    timed steps.
     """
     out = []
     for _, row in summary.iterrows():
-        base = _counterpart(summary, row, *baseline)
+        base = _baseline_of(summary, row, baseline)
         value = low = high = math.nan
         if base is not None and row["steps"] and base["steps"]:
             mine = timed_groups(results.steps, measured_runs(_cell_runs(results, row))[0])
@@ -112,11 +129,11 @@ def break_even_steps(first_v: float, step_v: float, first_b: float, step_b: floa
     return 1.0 + math.ceil((first_v - first_b) / (step_b - step_v))
 
 
-def break_even(summary: pd.DataFrame, baseline: tuple[str, str] = BASELINE) -> pd.Series:
+def break_even(summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASELINE) -> pd.Series:
     """Per cell: :func:`break_even_steps` against the baseline (NaN without one)."""
     values = []
     for _, row in summary.iterrows():
-        base = _counterpart(summary, row, *baseline)
+        base = _baseline_of(summary, row, baseline)
         values.append(
             math.nan
             if base is None

@@ -102,7 +102,7 @@ def _notes(group: pd.DataFrame) -> list[str]:
 
 def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
     unit, scale = time_unit(group["step_median_s"])
-    base = "/".join(report.options.baseline)
+    base = report.options.baseline_label
     header = [
         "Variant",
         "Status",

@@ -175,7 +175,7 @@ def speedup_bars(report: Report) -> list[tuple[str, bytes]]:
     ax.set_yticks(range(len(table)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel(f"speedup vs {'/'.join(report.options.baseline)} (log scale; >1 is faster)")
+    ax.set_xlabel(f"speedup vs {report.options.baseline_label} (log scale; >1 is faster)")
     return [("speedups", _png(fig))]
 
 

@@ -6,6 +6,7 @@ The pipeline is load -> summarise -> compare -> render; this module is the middl
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +15,8 @@ import pandas as pd
 from reports import comparisons
 from reports.checks import Finding, stability_findings
 from reports.frames import Results
-from reports.schema import COMPARABLE_FIELDS
-from reports.summary import BASELINE, summarize
+from reports.schema import COMPARABLE_FIELDS, VARIANT_FIELDS, variant_label
+from reports.summary import summarize
 from reports.trace_summary import MISMATCH, ProfileSummary, summarize_profiles
 
 
@@ -24,22 +25,40 @@ class ReportOptions:
     """Choices a reader makes.
 
     Attributes:
-      baseline: (mode, precision) every cell is compared against, on its own device and
-        workload.
+      baseline: the variant every cell is compared against, on its own workload, as cell
+        fields: ``mode`` and ``precision``, and any of the other variant fields (those left
+        out take their plain values: one step per call, tf.data input, no strategy);
+        without ``device``, on each cell's own device. A ``(mode, precision)`` pair is
+        taken as those two fields.
       target_accuracy: test accuracy for time-to-accuracy (e.g. 0.85); None skips it.
       parity_tolerance: how far (absolute) a mixed-precision cell's final accuracy may fall
         below its float32 counterpart before it is flagged.
     """
 
-    baseline: tuple[str, str] = BASELINE
+    baseline: Mapping[str, Any] = field(default_factory=lambda: dict(comparisons.DEFAULT_BASELINE))
     target_accuracy: float | None = None
     parity_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
+        if isinstance(self.baseline, tuple):  # (mode, precision)
+            mode, precision = self.baseline
+            object.__setattr__(self, "baseline", {"mode": mode, "precision": precision})
+        unknown = set(self.baseline) - set(VARIANT_FIELDS)
+        if unknown or not {"mode", "precision"} <= set(self.baseline):
+            raise ValueError(
+                f"baseline={dict(self.baseline)!r} must name mode and precision, and only "
+                f"variant fields ({', '.join(VARIANT_FIELDS)})"
+            )
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy={self.target_accuracy!r} must be in (0, 1]")
         if not 0 <= self.parity_tolerance < 1:
             raise ValueError(f"parity_tolerance={self.parity_tolerance!r} must be in [0, 1)")
+
+    @property
+    def baseline_label(self) -> str:
+        """The baseline in the variant grammar, e.g. ``eager/float32`` (``@DEVICE`` only
+        when it names one)."""
+        return variant_label(self.baseline)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def register_ab(sub: Any) -> None:
     add_workload_options(p, "gate")
     add_execution_options(p, "tapebench-ab")
     add_gate_options(p)
-    p.set_defaults(handler=ab_command, variants=["function"], datasets=["synthetic"])
+    p.set_defaults(handler=ab_command, variants="function", datasets=["synthetic"])
 
 
 def register_compare(sub: Any) -> None:

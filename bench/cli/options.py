@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cli.parsing import (
+    VARIANT_GRAMMAR,
     parse_addresses,
     parse_choices,
     parse_count,
@@ -29,9 +30,9 @@ def add_variant_options(p: argparse.ArgumentParser, devices: Sequence[str]) -> N
         "--variants",
         type=parse_variants,
         metavar="LIST",
-        help="MODE[/PRECISION] items, e.g. eager,function,xla/mixed_bfloat16 "
-        "(run's default: eager, function, xla in float32; function in each "
-        "mixed policy)",
+        help=f"{VARIANT_GRAMMAR} items, e.g. eager,function:10,xla/mixed_bfloat16 (run's "
+        "default: eager, function, xla in float32; function in each mixed policy; fit); "
+        "an item with @DEVICE runs on that device only, the others on each of --devices",
     )
     g.add_argument(
         "--modes",

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from trainloop.config import Variant
+from bench.matrix.cells import VariantChoice
+
+N = TypeVar("N", int, float)
+Parser = Callable[[str], N]
 
 
 def _items(text: str) -> list[str]:
@@ -30,31 +34,52 @@ def parse_choices(choices: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
-def parse_variants(text: str) -> list[str]:
-    """Comma-separated ``MODE[/PRECISION]`` items, checked by parsing them."""
+VARIANT_GRAMMAR = "MODE[:STEPS_PER_CALL][/PRECISION][+INPUT][@DEVICE][*STRATEGY[:N]]"
+
+
+def parse_variants(text: str) -> list[VariantChoice]:
+    """Comma-separated variants in :data:`VARIANT_GRAMMAR`, e.g. ``eager,xla/mixed_bfloat16``."""
     items = _items(text)
-    if not items or any("@" in t for t in items):
+    if not items:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected MODE[/PRECISION] items, e.g. eager,xla/mixed_bfloat16 "
-            "(choose devices with --devices)"
+            f"{text!r}: expected {VARIANT_GRAMMAR} items, e.g. eager,xla/mixed_bfloat16"
         )
     try:
-        for item in items:
-            Variant.parse(item)
+        return [VariantChoice.parse(item) for item in items]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    return items
 
 
-def parse_positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return value
+def parse_variant(text: str) -> VariantChoice:
+    """Exactly one variant in :data:`VARIANT_GRAMMAR`."""
+    choices = parse_variants(text)
+    if len(choices) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one {VARIANT_GRAMMAR}")
+    return choices[0]
+
+
+def _number(convert: Callable[[str], N], accept: Callable[[N], bool], expected: str) -> Parser[N]:
+    """A converter: ``convert(text)`` if that works and ``accept`` holds for the value."""
+
+    def parse(text: str) -> N:
+        try:
+            value: N | None = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return value
+
+    parse.__doc__ = f"A number: {expected}."
+    return parse
+
+
+parse_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+parse_count = _number(int, lambda v: v >= 0, "an integer >= 0")
+parse_positive_float = _number(float, lambda v: v > 0, "a positive number")
+parse_nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+parse_fraction = _number(float, lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
+_count_or_all = _number(int, lambda v: v >= 0, "an integer >= 0 or 'all'")
 
 
 def parse_positive_ints(text: str) -> list[int]:
@@ -67,69 +92,12 @@ def parse_positive_ints(text: str) -> list[int]:
 
 def parse_count_or_all(text: str) -> int | None:
     """An integer >= 0, or ``all`` (None)."""
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0 or 'all'")
-    return value
-
-
-def parse_count(text: str) -> int:
-    """An integer >= 0."""
-    value = parse_count_or_all(text) if text != "all" else -1
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return value
-
-
-def parse_positive_float(text: str) -> float:
-    """A number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
+    return None if text == "all" else _count_or_all(text)
 
 
 def parse_seconds_or_none(text: str) -> float | None:
     """A positive number of seconds, or ``none``."""
     return None if text == "none" else parse_positive_float(text)
-
-
-def parse_variants_one(text: str) -> str:
-    """Exactly one ``MODE[/PRECISION]``."""
-    items = parse_variants(text)
-    if len(items) != 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected one MODE[/PRECISION]")
-    return items[0]
-
-
-def parse_fraction(text: str) -> float:
-    """A number between 0 and 1 inclusive."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
-    return value
-
-
-def parse_nonnegative_float(text: str) -> float:
-    """A number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
-    return value
 
 
 def parse_window(text: str) -> tuple[int, int]:

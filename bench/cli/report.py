@@ -9,11 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.errors import PROG, UsageError
-from bench.cli.parsing import (
-    parse_choices,
-    parse_fraction,
-    parse_variants_one,
-)
+from bench.cli.parsing import VARIANT_GRAMMAR, parse_choices, parse_fraction, parse_variant
 from reports.export import FORMATS, console_text, write_table
 from reports.frames import Results
 from reports.html import html_report
@@ -32,9 +28,8 @@ def report_command(args: argparse.Namespace) -> int:
             records = [r for r in records if r.invocation_id in args.invocation]
             if not records:
                 raise ValueError(f"no runs of invocation(s) {', '.join(args.invocation)}")
-        mode, _, precision = args.baseline.partition("/")
         options = ReportOptions(
-            baseline=(mode, precision or "float32"),
+            baseline=args.baseline.to_dict(),
             target_accuracy=args.target_accuracy,
             parity_tolerance=args.parity_tolerance,
         )
@@ -94,10 +89,11 @@ def register(sub: Any) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
     p.add_argument(
         "--baseline",
-        type=parse_variants_one,
+        type=parse_variant,
         default="eager/float32",
-        metavar="MODE/PRECISION",
-        help="speedup baseline (default: eager/float32)",
+        metavar="VARIANT",
+        help=f"speedup baseline, {VARIANT_GRAMMAR} (default: eager/float32; without "
+        "@DEVICE, on each cell's own device)",
     )
     p.add_argument(
         "--target-accuracy",

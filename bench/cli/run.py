@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 from dataclasses import fields
@@ -25,6 +24,7 @@ from bench.matrix.cells import (
     PRESETS,
     Cell,
     RunOptions,
+    choose_variants,
     create_cells,
     create_variants,
     create_workloads,
@@ -63,11 +63,7 @@ def build_cells(args: argparse.Namespace) -> list[Cell]:
     if args.variants and (args.modes or args.precisions):
         raise UsageError("--variants cannot be combined with --modes/--precisions")
     if args.variants:
-        variants = [
-            dataclasses.replace(v, device=d)
-            for d in dict.fromkeys(args.devices)
-            for v in map(Variant.parse, args.variants)
-        ]
+        variants = choose_variants(args.variants, args.devices)
     else:
         variants = create_variants(args.modes, args.precisions, args.devices)
     return create_cells(variants, workloads)

@@ -90,6 +90,37 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class VariantChoice:
+    """A variant as the command line names it (``--variants``, ``report --baseline``).
+
+    ``device_given`` says whether the text named a device (``@DEVICE``): such a variant
+    runs on that device only; one without runs on each device of ``--devices``.
+    """
+
+    variant: Variant
+    device_given: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> VariantChoice:
+        """Parses ``text`` in :meth:`Variant.parse`'s grammar (the one parser)."""
+        # In that grammar "@" only ever introduces the device.
+        return cls(Variant.parse(text), "@" in text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The variant's cell fields (the record vocabulary), ``device`` only if given."""
+        fields = asdict(self.variant)
+        if not self.device_given:
+            del fields["device"]
+        return fields
+
+    def on_devices(self, devices: Sequence[str]) -> list[Variant]:
+        """The variant on each of ``devices``, or on its own device if it named one."""
+        if self.device_given:
+            return [self.variant]
+        return [dataclasses.replace(self.variant, device=d) for d in dict.fromkeys(devices)]
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How runs execute, independent of what they measure.
 
@@ -159,6 +190,17 @@ def create_variants(
     return [
         Variant(mode=m, precision=p, device=d) for d in dict.fromkeys(devices) for m, p in pairs
     ]
+
+
+def choose_variants(choices: Sequence[VariantChoice], devices: Sequence[str]) -> list[Variant]:
+    """``--variants`` on ``--devices``: device by device (those of ``devices`` first, then
+    the ones only a choice names), each choice that runs there, without repeats."""
+    every = dict.fromkeys([*devices, *(c.variant.device for c in choices if c.device_given)])
+    return list(
+        dict.fromkeys(
+            v for d in every for c in choices for v in c.on_devices(devices) if v.device == d
+        )
+    )
 
 
 def create_workloads(

@@ -1,8 +1,17 @@
+import argparse
 import dataclasses
 
 import pytest
 
-from bench.matrix.cells import STANDARD_VARIANTS, RunOptions, create_cells, create_variants
+from bench.cli.parsing import parse_variant, parse_variants
+from bench.matrix.cells import (
+    STANDARD_VARIANTS,
+    Cell,
+    RunOptions,
+    choose_variants,
+    create_cells,
+    create_variants,
+)
 from reports.schema import variant_label
 from trainloop.config import Variant, Workload
 
@@ -147,3 +156,37 @@ def test_strategy_grammar_and_checks():
         Variant(replicas=2)
     with pytest.raises(ValueError, match="batch_size=65 does not split evenly over 2 replicas"):
         create_cells([Variant.parse("function*mirrored:2")], Workload(batch_size=65))
+
+
+@pytest.mark.parametrize(
+    "text, devices, names",
+    [
+        ("function,xla", ["cpu", "gpu"], ["function@cpu", "xla@cpu", "function@gpu", "xla@gpu"]),
+        ("function@gpu,xla", ["cpu"], ["xla@cpu", "function@gpu"]),
+        ("function,function@cpu", ["cpu", "gpu"], ["function@cpu", "function@gpu"]),
+        ("eager@gpu,xla@cpu", ["cpu", "gpu"], ["xla@cpu", "eager@gpu"]),
+    ],
+)
+def test_a_variant_naming_its_device_runs_there_only(text, devices, names):
+    variants = choose_variants(parse_variants(text), devices)
+    assert [v.name.replace("/float32", "") for v in variants] == names
+
+
+def test_variant_choices_parse_once_into_variants():
+    (choice,) = parse_variants("function:10/mixed_bfloat16+staged@gpu*mirrored:2")
+    assert choice.variant == Variant.parse("function:10/mixed_bfloat16+staged@gpu*mirrored:2")
+    assert choice.device_given and choice.to_dict()["device"] == "gpu"
+    assert "device" not in parse_variant("function:10").to_dict()
+    with pytest.raises(argparse.ArgumentTypeError, match="device='tpu' is not one of cpu, gpu"):
+        parse_variants("function,xla@tpu")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected one MODE"):
+        parse_variant("eager,xla")
+
+
+def test_cells_round_trip_through_their_dict_and_old_cells_get_defaults():
+    cell = Cell(Variant.parse("function:10/mixed_bfloat16"), Workload(model="tiny"))
+    assert Cell.from_dict(cell.to_dict()) == cell
+    old = {k: v for k, v in Cell(Variant(), Workload()).to_dict().items() if k != "input_mode"}
+    assert Cell.from_dict(old).variant.input_mode == "tfdata"
+    with pytest.raises(ValueError, match="unknown field"):
+        Cell.from_dict({**old, "colour": "red"})

@@ -93,3 +93,29 @@ def test_report_names_a_corrupt_file(tmp_path, results):
     bad.write_text(bad.read_text()[:-40])
     result = run_cli(tmp_path, "report", str(results), timeout=60)
     assert result.returncode == 2 and f"{bad.name}: corrupt or truncated JSON" in result.stderr
+
+
+def test_report_baseline_takes_the_variant_grammar(tmp_path):
+    store = ResultsDir(tmp_path / "results").create()
+    for record in (
+        make_record("f", timed=(0.1,) * 100),
+        make_record("f10", timed=(0.05,) * 100, steps_per_call=10),
+        make_record("g", timed=(0.02,) * 100, device="gpu"),
+    ):
+        store.write_run(record)
+    out = tmp_path / "out"
+    result = run_cli(
+        tmp_path, "report", str(store.root), "--baseline", "function:10", "--format", "csv",
+        "--out", str(out), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out / "summary.csv").set_index("variant")
+    assert frame.loc["function/float32@cpu", "speedup"] == pytest.approx(0.5)
+    assert frame.loc["function:10/float32@cpu", "speedup"] == pytest.approx(1.0)
+    assert pd.isna(frame.loc["function/float32@gpu", "speedup"])  # no function:10 on the gpu
+    # Naming a device compares every cell with that device's baseline.
+    result = run_cli(tmp_path, "report", str(store.root), "--baseline", "function@cpu", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Speedup vs function/float32@cpu" in result.stdout
+    gpu_row = next(r for r in result.stdout.splitlines() if r.startswith("| function/float32@gpu"))
+    assert "5.00×" in gpu_row  # 0.1 s on the cpu / 0.02 s on the gpu

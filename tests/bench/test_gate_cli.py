@@ -8,6 +8,7 @@ import pytest
 
 from bench.matrix.store import ResultsDir
 from tests.bench.test_cli import run_cli
+from tests.conftest import ROOT
 from tests.reports.factories import make_record
 
 
@@ -92,16 +93,31 @@ def test_compare_reads_pytest_benchmark_json(tmp_path):
     assert "| 10.000 (4) | 13.000 (4) |" in result.stdout
 
 
-def test_ab_measures_a_revision_against_this_source(tmp_path):
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+# The last tree before the worker task became a typed value: its worker must still read
+# the task this tree writes (`ab` starts the baseline revision's own worker).
+OLDER_TREE = "76802cf"
+
+
+def _commit(rev: str) -> str | None:
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return found.stdout.strip() or None
+
+
+def test_ab_measures_an_older_revision_against_this_source(tmp_path):
+    # A shallow clone may lack the older tree; HEAD still exercises the mechanics.
+    rev = OLDER_TREE if _commit(OLDER_TREE) else "HEAD"
+    commit = _commit(rev)
     out = tmp_path / "ab"
     result = run_cli(
         tmp_path,
         "ab",
         "--baseline",
-        "HEAD",
+        rev,
         "--runs",
         "2",
         "--model",
@@ -124,7 +140,7 @@ def test_ab_measures_a_revision_against_this_source(tmp_path):
     assert order == ["baseline", "candidate", "candidate", "baseline"]  # A B, B A
     base = ResultsDir(out / "baseline")
     records = [json.loads(p.read_text()) for p in base.runs.glob("*.json")]
-    assert {r["run"]["fingerprint"]["git_commit"] for r in records} == {head}
+    assert {r["run"]["fingerprint"]["git_commit"] for r in records} == {commit}
     assert {r["run"]["fingerprint"]["source_root"] for r in records} == {
         str(out / "baseline-source")
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.cli.errors import PROG, UsageError
 from bench.cli.options import (
+    add_command,
     add_execution_options,
     add_gate_options,
     add_variant_options,
@@ -34,7 +35,12 @@ from reports.schema import ResultFileError
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """``tapebench compare``: regression verdicts, cell by cell; exit 1 on a regression."""
+    """Regression verdicts: baseline vs candidate (exit 1 on a regression).
+
+    Compares two tapebench results directories, or pytest-benchmark JSON (files, or
+    directories of them), cell by cell, with the run (process) as the independent unit.
+    Exit 0: no regression; 1: a regression; 2: bad input or incompatible environments.
+    """
     policy = _gate_policy(args)
     try:
         base, cand = load_side(args.baseline), load_side(args.candidate)
@@ -78,7 +84,12 @@ def _gate_policy(args: argparse.Namespace) -> GatePolicy:
 
 
 def ab_command(args: argparse.Namespace) -> int:
-    """``tapebench ab``: baseline revision vs this source, interleaved, then the verdicts."""
+    """Same-job A/B: a baseline revision vs this source (the CI gate).
+
+    Exports --baseline REV from git, runs each cell --runs times from the baseline's
+    source and from this one, interleaved in fresh processes, then compares them like
+    `tapebench compare`. Exit 0: no regression; 1: a regression; 2: bad input.
+    """
     cells, options, sources = plan_cells(args)
     policy = _gate_policy(args)
     out = Path(args.output_dir)
@@ -116,14 +127,7 @@ def ab_command(args: argparse.Namespace) -> int:
 
 
 def register_ab(sub: Any) -> None:
-    p = sub.add_parser(
-        "ab",
-        help="same-job A/B: a baseline revision vs this source (the CI gate)",
-        description="Exports --baseline REV from git, runs each cell --runs times from the "
-        "baseline's source and from this one, interleaved in fresh processes, then "
-        "compares them like `tapebench compare`. Exit 0: no regression; 1: a regression; "
-        "2: bad input.",
-    )
+    p = add_command(sub, "ab", ab_command, variants="function", datasets=["synthetic"])
     p.add_argument(
         "--baseline",
         required=True,
@@ -150,19 +154,10 @@ def register_ab(sub: Any) -> None:
     add_workload_options(p, "gate")
     add_execution_options(p, "tapebench-ab")
     add_gate_options(p)
-    p.set_defaults(handler=ab_command, variants="function", datasets=["synthetic"])
 
 
 def register_compare(sub: Any) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="regression verdicts: baseline vs candidate (exit 1 on a regression)",
-        description="Compares two tapebench results directories, or pytest-benchmark JSON "
-        "(files, or directories of them), cell by cell, with the run (process) as the "
-        "independent unit. Exit 0: no regression; 1: a regression; 2: bad input or "
-        "incompatible environments.",
-    )
+    p = add_command(sub, "compare", compare_command)
     p.add_argument("baseline", type=Path, metavar="BASELINE")
     p.add_argument("candidate", type=Path, metavar="CANDIDATE")
     add_gate_options(p)
-    p.set_defaults(handler=compare_command)

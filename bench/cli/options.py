@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.cli.parsing import (
     VARIANT_GRAMMAR,
@@ -22,6 +24,19 @@ from bench.cli.parsing import (
 )
 from bench.matrix.cells import PRESET_HELP, PRESETS
 from trainloop.config import DATASETS, DEVICES, MODELS, MODES, PRECISIONS
+
+
+def add_command(
+    sub: Any, name: str, handler: Callable[[argparse.Namespace], int], **defaults: Any
+) -> argparse.ArgumentParser:
+    """Adds the subcommand ``name``, run by ``handler``, whose docstring is its help: the
+    first line in the list of commands, the paragraph after it as the description."""
+    summary, _, details = (inspect.getdoc(handler) or "").partition("\n\n")
+    p = sub.add_parser(
+        name, help=summary.rstrip("."), description=" ".join(details.split()) or summary
+    )
+    p.set_defaults(handler=handler, **defaults)
+    return p
 
 
 def add_variant_options(p: argparse.ArgumentParser, devices: Sequence[str]) -> None:

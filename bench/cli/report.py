@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.errors import PROG, UsageError
+from bench.cli.options import add_command
 from bench.cli.parsing import VARIANT_GRAMMAR, parse_choices, parse_fraction, parse_variant
 from reports.export import FORMATS, console_text, write_table
 from reports.frames import Results
@@ -20,7 +21,11 @@ from reports.schema import ResultFileError
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """``tapebench report``: tables, figures and an HTML page from stored records."""
+    """Tables, figures and an HTML report from stored results.
+
+    Reads results directories (no TensorFlow needed) and prints the timing tables; writes
+    other formats with --out and one self-contained page with --html.
+    """
     try:
         loaded = load_results(args.results)
         records = list(loaded.records)
@@ -60,12 +65,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "report",
-        help="tables, figures and an HTML report from stored results",
-        description="Reads results directories (no TensorFlow needed) and prints the timing "
-        "tables; writes other formats with --out and one self-contained page with --html.",
-    )
+    p = add_command(sub, "report", report_command)
     p.add_argument(
         "results",
         nargs="+",
@@ -80,12 +80,7 @@ def register(sub: Any) -> None:
         metavar="LIST",
         help=f"any of {', '.join(FORMATS)} (default: markdown)",
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="write summary.<format> files here instead of printing",
-    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="write summary.<format> files here")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
     p.add_argument(
         "--baseline",
@@ -114,4 +109,3 @@ def register(sub: Any) -> None:
         metavar="ID[,ID]",
         help="only runs of these invocations",
     )
-    p.set_defaults(handler=report_command)

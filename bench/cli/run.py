@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.cli.errors import PROG, UsageError
 from bench.cli.options import (
+    add_command,
     add_execution_options,
     add_variant_options,
     add_workload_options,
@@ -121,7 +122,12 @@ def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``tapebench run``: run (or resume) a matrix and print its timing table."""
+    """Compare execution variants of the training loop.
+
+    Runs every cell (variant x workload) and repeat in a fresh process, interleaved, and
+    prints a Markdown timing table. Records go to --output-dir; --resume runs what an
+    interrupted invocation has not finished.
+    """
     stop = StopRequest()
     if args.resume:
         _check_resume_alone(args.argv)
@@ -170,7 +176,11 @@ def _dataset_line(name: str, data_dir: Path | None) -> str:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    """``tapebench list``: what can run here."""
+    """Show modes, precisions, models, datasets, devices.
+
+    Shows what tapebench can run, and what this machine has: where each dataset would be
+    read from and the visible devices.
+    """
     task = WorkerTask("list-probe", Cell(Variant(device="gpu"), Workload()), probe=True)
     with tempfile.TemporaryDirectory() as tmp:
         record = execute_job(Job(task, "list", repeat=0), Path(tmp) / "probe.log")
@@ -199,27 +209,22 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def register_run(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "run",
-        help="compare execution variants of the training loop",
-        description="Runs every cell (variant x workload) and repeat in a fresh process, "
-        "interleaved, and prints a Markdown timing table. Records go to --output-dir.",
-    )
+    p = add_command(sub, "run", run_command)
     add_variant_options(p, DEVICES)
     add_workload_options(p, "quick")
     g = p.add_argument_group("matrix")
+    g.add_argument(
+        "--matrix",
+        type=Path,
+        metavar="FILE.toml",
+        help="read options from a TOML file (keys: the long option names)",
+    )
     g.add_argument(
         "--repeats",
         type=parse_positive_int,
         default=1,
         metavar="N",
         help="runs per cell, each in its own process, interleaved A B C, A B C",
-    )
-    g.add_argument(
-        "--matrix",
-        type=Path,
-        metavar="FILE.toml",
-        help="read options from a TOML file (keys: the long option names)",
     )
     g.add_argument(
         "--profile",
@@ -237,16 +242,9 @@ def register_run(sub: Any) -> argparse.ArgumentParser:
         "(default: the newest one)",
     )
     add_execution_options(p, "tapebench-results")
-    p.set_defaults(handler=run_command)
     return p
 
 
 def register_list(sub: Any) -> None:
-    p = sub.add_parser(
-        "list",
-        help="show modes, precisions, models, datasets, devices",
-        description="Shows what tapebench can run, and what this machine has: "
-        "where each dataset would be read from and the visible devices.",
-    )
+    p = add_command(sub, "list", list_command)
     p.add_argument("--data-dir", type=Path, default=None)
-    p.set_defaults(handler=list_command)

@@ -20,13 +20,7 @@ from trainloop.datasets import DataSource
 
 SYNTHETIC = DataSource("synthetic", "synthetic", "generated")
 TINY = Workload(
-    model="tiny",
-    dataset="synthetic",
-    epochs=1,
-    steps_per_epoch=3,
-    warmup_steps=1,
-    eval_examples=0,
-    batch_size=16,
+    "tiny", "synthetic", 16, epochs=1, steps_per_epoch=3, warmup_steps=1, eval_examples=0
 )
 # Cell fields the first manifests and records did not have yet.
 ADDED_SINCE = ("steps_per_call", "input_mode", "strategy", "replicas")

@@ -91,48 +91,70 @@ def _signal_all(workers: list[Worker], signum: int) -> None:
         signal_worker(w.proc, signum)
 
 
+class _Pump:
+    """The state of one :func:`pump`: pipes still open, the outcome, the stop deadline."""
+
+    def __init__(self, workers: list[Worker], timeout_s: float | None, stop: StopRequest) -> None:
+        self.workers, self.timeout_s, self.stop = workers, timeout_s, stop
+        self.open = {w.fd: w for w in workers}
+        self.outcome = "done"
+        self.culprit: Worker | None = None
+        self.deadline: float | None = None
+        self.killed = False
+        self.t0 = time.monotonic()
+
+    def read(self, sel: selectors.BaseSelector, on_event: EventHook | None) -> None:
+        """Reads every pipe that is ready; notes the first worker gone before finishing."""
+        for key, _ in sel.select(timeout=0.25):
+            worker = self.open[int(key.fd)]
+            if worker.read(on_event if worker is self.workers[0] else None):
+                continue
+            sel.unregister(worker.fd)
+            os.close(worker.fd)
+            del self.open[worker.fd]
+            if self.culprit is None and (worker.assembler.outcome or ("",))[0] != "ok":
+                self.culprit = worker
+
+    def enforce(self, now: float) -> None:
+        """Applies the stop rules (see the module docstring)."""
+        if self.stop.requested:
+            self.outcome = "interrupted"
+        elif self.outcome == "done" and self.timeout_s and now - self.t0 > self.timeout_s:
+            self.outcome = "timeout"
+        ending = self.outcome != "done" or self.culprit is not None
+        if self.deadline is None and self.open and ending:
+            _signal_all(self.workers, signal.SIGTERM)
+            self.deadline = now + (GRACE_S if self.culprit is None else PEER_GRACE_S)
+        overdue = self.deadline is not None and (now > self.deadline or self.stop.urgent)
+        if overdue and not self.killed:
+            _signal_all(self.workers, signal.SIGKILL)
+            self.killed = True
+
+
 def pump(
     workers: list[Worker],
-    t0: float,
     timeout_s: float | None,
     on_event: EventHook | None,
     stop: StopRequest,
 ) -> tuple[str, Worker | None]:
     """Feeds every worker's events to its assembler (the first worker's also to
-    ``on_event``) until every pipe has closed, applying the stop rules above.
+    ``on_event``) until every pipe has closed, applying the stop rules above; the run
+    timeout counts from this call.
 
     Returns ``done``, ``timeout`` or ``interrupted``, and the first worker whose pipe closed
     before it finished (None if none did).
     """
-    open_fds = {w.fd: w for w in workers}
-    outcome, culprit, deadline, killed = "done", None, None, False
+    state = _Pump(workers, timeout_s, stop)
     with selectors.DefaultSelector() as sel:
-        for fd in open_fds:
+        for fd in state.open:
             sel.register(fd, selectors.EVENT_READ)
-        while open_fds:
+        while state.open:
             try:
-                for key, _ in sel.select(timeout=0.25):
-                    worker = open_fds[int(key.fd)]
-                    if not worker.read(on_event if worker is workers[0] else None):
-                        sel.unregister(worker.fd)
-                        os.close(worker.fd)
-                        del open_fds[worker.fd]
-                        if culprit is None and (worker.assembler.outcome or ("",))[0] != "ok":
-                            culprit = worker
+                state.read(sel, on_event)
             except KeyboardInterrupt:
                 stop.request()
-            now = time.monotonic()
-            if stop.requested:
-                outcome = "interrupted"
-            elif outcome == "done" and timeout_s and now - t0 > timeout_s:
-                outcome = "timeout"
-            if deadline is None and open_fds and (outcome != "done" or culprit is not None):
-                _signal_all(workers, signal.SIGTERM)
-                deadline = now + (GRACE_S if culprit is None else PEER_GRACE_S)
-            if deadline is not None and not killed and (now > deadline or stop.urgent):
-                _signal_all(workers, signal.SIGKILL)
-                killed = True
-    return outcome, culprit
+            state.enforce(time.monotonic())
+    return state.outcome, state.culprit
 
 
 def run_status(
@@ -178,7 +200,7 @@ def execute_job(
         Worker(w.index, *spawn_worker(job, w.log, w.env), w.log, RunAssembler(job))
         for w in group.local
     ]
-    outcome, culprit = pump(workers, t0, timeout_s, on_event, stop)
+    outcome, culprit = pump(workers, timeout_s, on_event, stop)
     rss = [reap(w.proc) for w in workers]
     status, reason = run_status(outcome, timeout_s, workers, culprit, group)
     chief = workers[0]

@@ -12,7 +12,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -69,7 +68,7 @@ def start(tmp_path: Path, index: int, behaviour: str, *extra: str) -> Worker:
 
 
 def finish(workers: list[Worker], group: WorkerGroup, **pump_args: object):
-    outcome, culprit = pump(workers, time.monotonic(), **pump_args)  # type: ignore[arg-type]
+    outcome, culprit = pump(workers, **pump_args)  # type: ignore[arg-type]
     for w in workers:
         reap(w.proc)
     return outcome, run_status(outcome, pump_args.get("timeout_s"), workers, culprit, group)

@@ -32,7 +32,7 @@ from reports import stats
 from reports.layout import ResultsLayout
 from reports.load import load_records
 from reports.markdown_table import markdown_table
-from reports.schema import COMPARABLE_FIELDS, ResultFileError, variant_label
+from reports.schema import COMPARABLE_FIELDS, ResultFileError, cell_label
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
 
@@ -89,21 +89,6 @@ class Verdict:
     p_faster: float
 
 
-def _cell_key(cell: dict[str, Any]) -> str:
-    """A compact label naming every cell field, so different cells never share one."""
-    c = cell
-    steps = "all" if c["steps_per_epoch"] is None else c["steps_per_epoch"]
-    evals = "all" if c["eval_examples"] is None else c["eval_examples"]
-    label = (
-        f"{variant_label(c)} {c['model']}/{c['dataset']} "
-        f"b{c['batch_size']} {c['epochs']}x{steps} warmup {c['warmup_steps']} "
-        f"eval {evals} seed {c['seed']} lr {c['learning_rate']:g}"
-    )
-    if not c["drop_remainder"]:
-        label += " keep-partial"
-    return label
-
-
 def _tapebench_side(path: Path) -> Side:
     cells: dict[str, list[np.ndarray]] = {}
     envs: dict[str, dict[str, Any]] = {}
@@ -112,7 +97,7 @@ def _tapebench_side(path: Path) -> Side:
             continue
         timed = np.array(record.steps.timed_seconds, dtype=float)
         if timed.size:
-            cells.setdefault(_cell_key(record.cell), []).append(timed)
+            cells.setdefault(cell_label(record.cell, every_field=True), []).append(timed)
         env = {k: record.fingerprint.get(k) for k in COMPARABLE_FIELDS}
         envs[json.dumps(env, sort_keys=True, default=str)] = env
     return Side(cells, list(envs.values()), str(path))

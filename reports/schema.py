@@ -67,11 +67,27 @@ def variant_label(cell: Mapping[str, Any]) -> str:
     )
 
 
-def utc_timestamp() -> str:
-    """Now, in UTC, ISO 8601 with milliseconds: the format of every timestamp tapebench
-    stores (records' ``started_at``/``finished_at``, manifests' ``created_at``). Strings
-    of this format sort in time order."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def cell_label(cell: Mapping[str, Any], every_field: bool = False) -> str:
+    """A cell's label: ``VARIANT MODEL/DATASET bBATCH EPOCHSxSTEPS``; with
+    ``every_field``, the remaining workload fields too, so different cells never share one
+    (the regression gate's key)."""
+    c = cell
+    steps = "all" if c["steps_per_epoch"] is None else c["steps_per_epoch"]
+    label = (
+        f"{variant_label(c)} {c['model']}/{c['dataset']} b{c['batch_size']} {c['epochs']}x{steps}"
+    )
+    if not every_field:
+        return label
+    evals = "all" if c["eval_examples"] is None else c["eval_examples"]
+    label += f" warmup {c['warmup_steps']} eval {evals} seed {c['seed']} lr {c['learning_rate']:g}"
+    return label + ("" if c["drop_remainder"] else " keep-partial")
+
+
+def utc_timestamp(timespec: str = "milliseconds") -> str:
+    """Now, in UTC, ISO 8601 (to the millisecond unless ``timespec`` says otherwise): the
+    format of every timestamp tapebench stores (records' ``started_at``/``finished_at``,
+    manifests' ``created_at``). Strings of one ``timespec`` sort in time order."""
+    return datetime.now(UTC).isoformat(timespec=timespec)
 
 
 # Fingerprint fields that must agree for two results to be compared as like for like

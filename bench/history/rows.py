@@ -20,22 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from reports.schema import COMPARABLE_FIELDS, RunRecord, variant_label
+from reports.schema import COMPARABLE_FIELDS, RunRecord, cell_label
 
 
 def digest(value: Any, length: int = 32) -> str:
     """A hex digest of ``value``'s canonical JSON."""
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def cell_label(cell: dict[str, Any]) -> str:
-    """``VARIANT MODEL/DATASET bBATCH EPOCHSxSTEPS``: how a series is named."""
-    steps = "all" if cell["steps_per_epoch"] is None else cell["steps_per_epoch"]
-    return (
-        f"{variant_label(cell)} {cell['model']}/{cell['dataset']} "
-        f"b{cell['batch_size']} {cell['epochs']}x{steps}"
-    )
 
 
 def environment(fingerprint: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +90,7 @@ class RunRow:
 
 
 def _timed_median(record: RunRecord) -> tuple[float | None, int]:
-    timed = [
-        s for s, p in zip(record.steps.seconds, record.steps.phase, strict=True) if p == "timed"
-    ]
+    timed = record.steps.timed_seconds
     return (float(np.median(timed)) if timed else None), len(timed)
 
 

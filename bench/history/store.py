@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bench.history import tables
 from bench.history.rows import RunRow
+from reports.schema import utc_timestamp
 
 DEFAULT_DB = "tapebench-history.sqlite"
 # Both dialects' insert() build an Insert with on_conflict_do_nothing().
@@ -56,8 +56,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def now() -> str:
-    """The current time, ISO 8601 in UTC."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current time, ISO 8601 in UTC, to the second (as the store has always kept it)."""
+    return utc_timestamp("seconds")
 
 
 class HistoryStore:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.history.series import SeriesCheck
 from reports.changepoints import ChangePointPolicy, describe
-from reports.markdown import markdown_table
+from reports.markdown_table import markdown_table
 
 
 def _ms(value: float) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reports.schema import cell_label
 from trainloop.config import DEVICES, Variant, Workload
 
 _VARIANT_NAMES = frozenset(f.name for f in dataclasses.fields(Variant))
@@ -65,9 +66,9 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """A short human label: variant and workload, e.g. ``xla/float32@cpu tiny/mnist/b64``."""
-        w = self.workload
-        return f"{self.variant.name} {w.model}/{w.dataset}/b{w.batch_size}"
+        """A short human label, :func:`reports.schema.cell_label`'s: variant and workload,
+        e.g. ``xla/float32@cpu tiny/mnist b64 2x100``."""
+        return cell_label(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """Flat variant + workload fields (the record schema's ``cell``)."""

@@ -98,7 +98,7 @@ def test_repeats_run_interleaved_and_pool(tmp_path):
         tmp_path, "run", *QUICK, "--variants", "eager,function", "--repeats", "2", "-o", str(out)
     )
     assert result.returncode == 0, result.stderr
-    order = re.findall(r"\] (\w+)/float32@cpu \S+ #(\d): ok", result.stderr)
+    order = re.findall(r"\] (\w+)/float32@cpu [^#]+ #(\d): ok", result.stderr)
     assert order[:4] == [("eager", "1"), ("function", "1"), ("eager", "2"), ("function", "2")]
     manifest = json.loads(next((out / "invocations").glob("*.json")).read_text())
     assert [s["slot_id"][-6:] for s in manifest["slots"]] == [

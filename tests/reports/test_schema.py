@@ -68,3 +68,16 @@ def test_non_finite_losses_are_stored_as_null():
     steps = Steps().extend(0, 0, ("first", "timed"), (1.0, 2.0), (float("nan"), 0.5))
     assert steps.loss == (None, 0.5)
     json.dumps(steps.loss, allow_nan=False)
+
+
+def test_one_cell_label_short_for_people_and_full_for_the_gate():
+    from reports.schema import WORKLOAD_FIELDS, cell_label
+    from tests.reports.factories import CELL
+
+    assert cell_label(CELL) == "function/float32@cpu tiny/synthetic b10 1xall"
+    full = cell_label(CELL, every_field=True)
+    assert full.startswith(cell_label(CELL) + " warmup 1 eval all seed 0 lr 0.001")
+    changed = {"steps_per_epoch": 7, "eval_examples": 0, "drop_remainder": False}
+    for name in WORKLOAD_FIELDS:  # every workload field tells two cells apart
+        other = {**CELL, name: changed.get(name, 2 if name != "model" else "reference")}
+        assert cell_label(other, every_field=True) != full, name

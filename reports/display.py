@@ -273,7 +273,7 @@ def profile_displays(report: Report) -> list[ProfileDisplay]:
             for _, r in p.top_ops.iterrows()
         ]
         ops = DisplayTable(
-            f"Top {len(op_rows)} operations by self time",
+            f"Top {len(op_rows)} operations by {'self ' if p.eager is None else ''}time",
             [
                 "#",
                 "Operation",
@@ -282,7 +282,7 @@ def profile_displays(report: Report) -> list[ProfileDisplay]:
                 "Occurrences",
                 "Total ms",
                 "Per step ms",
-                "Share of busy time",
+                f"Share of {p.share_of}",
             ],
             op_rows,
             "rlllrrrr",

@@ -1,19 +1,17 @@
 """Profiler traces summarised without a UI: top operations, a breakdown by category, and
 the profiler's step time next to the harness's own.
 
-Traces are read with the converters xprof ships (``xspace_to_tool_data``:
-``framework_op_stats`` for the op tables, ``overview_page`` for step times), imported only
-when a report has traces. On the CPU every op runs on the host; under XLA the step is one
-compiled cluster, whose inside the op tables cannot show -- the summary says so.
+Traces are read with the converters xprof ships (``reports.xprof_data``), imported only
+when a report has traces. On the CPU every op runs on the host. A compiled step's ops come
+from the op tables (``framework_op_stats``); under XLA the step is one compiled cluster,
+whose inside the op tables cannot show -- the summary says so. An eager step's ops are
+missing from those tables (they run inline on the Python thread), so an eager cell is
+summarised from the timeline instead: its ops and the dispatch and Python time between
+them (``reports.eager_steps``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,155 +19,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reports.eager_steps import EagerSteps, eager_steps
 from reports.frames import Results
+from reports.op_categories import op_category
+from reports.xprof_data import TraceReadError, read_op_stats, read_timeline
 
 MISMATCH = 0.10  # profiler vs harness step time: flag a larger relative difference
-# (category, substrings of the lower-cased op type), first match wins.
-CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("idle", ("idle",)),
-    ("XLA cluster", ("xla",)),
-    ("all-reduce & collectives", ("collective", "allreduce", "nccl")),
-    ("convolution", ("conv",)),
-    ("matmul", ("matmul", "einsum")),
-    ("pooling", ("pool",)),
-    ("input pipeline", ("iterator", "dataset")),
-    ("variables & optimizer updates", ("variable", "resourceapply")),
-    (
-        "data movement & casts",
-        (
-            "transpose",
-            "reshape",
-            "copy",
-            "concat",
-            "slice",
-            "gather",
-            "scatter",
-            "pad",
-            "tile",
-            "broadcast",
-            "pack",
-            "split",
-            "squeeze",
-            "expanddims",
-            "send",
-            "recv",
-            "cast",
-        ),
-    ),
-    (
-        "host-side overhead",
-        (
-            "identity",
-            "noop",
-            "partitionedcall",
-            "_arg",
-            "_retval",
-            "const",
-            "placeholder",
-            "__inference",
-        ),
-    ),
-    ("reduction", ("sum", "mean", "max", "min", "prod", "argm", "reduce", "all", "any")),
-    (
-        "elementwise",
-        (
-            "add",
-            "sub",
-            "mul",
-            "div",
-            "relu",
-            "sigmoid",
-            "tanh",
-            "exp",
-            "log",
-            "sqrt",
-            "square",
-            "neg",
-            "select",
-            "equal",
-            "greater",
-            "less",
-            "softmax",
-            "biasadd",
-            "batchnorm",
-            "pow",
-            "abs",
-            "sign",
-            "floor",
-            "maximum",
-            "minimum",
-            "addn",
-            "reciprocal",
-            "fill",
-            "zeros",
-            "ones",
-            "range",
-        ),
-    ),
+OP_COLUMNS = [
+    "rank",
+    "operation",
+    "type",
+    "category",
+    "occurrences",
+    "total_ms",
+    "per_step_ms",
+    "share",
+]
+GRAPH_NOTE = (
+    "Self times are summed over threads: with several cores busy at once, the "
+    "per-step times of all operations add up to more than the step time. Shares "
+    "are of the busy thread time, except idle, which is the share of the cores' time "
+    "(cores x step time) no operation used."
 )
-
-
-def op_category(op_type: str) -> str:
-    """The category of a profiler op type (e.g. ``_MklNativeFusedConv2D``: convolution)."""
-    t = op_type.lower()
-    for name, needles in CATEGORY_RULES:
-        if any(n in t for n in needles):
-            return name
-    return "other"
-
-
-class TraceReadError(RuntimeError):
-    """A trace could not be converted; the message carries the converter's last words."""
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[Path]:
-    """Sends file descriptor 2 (the converters' C++ logging) to a temporary file."""
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield Path(f"/proc/self/fd/{sink.fileno()}")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _tool(paths: list[str], tool: str) -> list[dict[str, Any]]:
-    from xprof.convert import raw_to_tool_data  # imported only when there are traces
-
-    with _quiet_stderr():
-        data, _ = raw_to_tool_data.xspace_to_tool_data(paths, tool, {})
-    if not data:
-        raise TraceReadError(f"{paths[0]}: xprof returned no {tool} data")
-    return json.loads(data)
-
-
-def _table(table: dict[str, Any]) -> pd.DataFrame:
-    columns = [c["id"] for c in table["cols"]]
-    rows = [[(cell or {}).get("v") for cell in row["c"]] for row in table["rows"]]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def xplane_files(trace_dir: Path) -> list[str]:
-    """The ``*.xplane.pb`` files of one profile session directory."""
-    return sorted(str(p) for p in trace_dir.glob("*.xplane.pb"))
-
-
-def read_trace(trace_dir: Path) -> tuple[pd.DataFrame, list[float]]:
-    """(op table with idle time, per-step durations in ms) of one session directory."""
-    paths = xplane_files(trace_dir)
-    if not paths:
-        raise TraceReadError(f"{trace_dir}: no .xplane.pb file")
-    ops = _table(_tool(paths, "framework_op_stats")[0])
-    steps: list[float] = []
-    for table in _tool(paths, "overview_page"):
-        if not isinstance(table, dict) or "cols" not in table:
-            continue
-        frame = _table(table)
-        if "stepTimeMs" in frame.columns:
-            steps = [float(x) for x in frame["stepTimeMs"].dropna()]
-    return ops, steps
+XLA_NOTE = (
+    "Under XLA the step runs as one compiled cluster: its time shows up as the "
+    "cluster op (the __inference_... function), and the ops fused inside it are "
+    "not broken down on the CPU (xprof's hlo_stats and op_profile are empty there). "
+    "The idle figure overstates: work the cluster hands to XLA's own threads is not "
+    "visible as operations."
+)
 
 
 @dataclass(frozen=True)
@@ -184,8 +62,10 @@ class ProfileSummary:
     profiler_step_ms: float
     harness_step_ms: float
     top_ops: pd.DataFrame  # rank, operation, type, category, occurrences, total/per-step ms, share
-    categories: pd.DataFrame  # category, per-step ms, share of the step
+    categories: pd.DataFrame  # category, per-step ms, share
     notes: tuple[str, ...]
+    share_of: str = "busy time"  # what the op and category shares are shares of
+    eager: EagerSteps | None = None  # an eager step's breakdown, from the timeline
 
     @property
     def mismatch(self) -> float:
@@ -193,59 +73,126 @@ class ProfileSummary:
         return abs(self.profiler_step_ms / self.harness_step_ms - 1)
 
 
-def _summarise(run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int) -> ProfileSummary:
-    ops, step_ms = read_trace(trace_dir)
-    n_steps = max(len(step_ms), 1)
+def _ranked(ops: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The first ``top`` rows of ops sorted by time, with their rank, in OP_COLUMNS."""
+    head = ops.head(top)
+    return head.assign(rank=range(1, len(head) + 1))[OP_COLUMNS].reset_index(drop=True)
+
+
+def _by_category(ops: pd.DataFrame) -> pd.DataFrame:
+    return ops.groupby("category")[["per_step_ms", "share"]].sum().reset_index()
+
+
+def _graph_tables(
+    run: pd.Series, ops: pd.DataFrame, n_steps: int
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(busy ops by self time, categories, busy ms per step) from an op table."""
     self_us = ops["total_self_time"].astype(float)
     category = ops["type"].map(op_category)
     if run["mode"] == "xla":  # the compiled function is the cluster, not call overhead
         category = category.mask(ops["type"].str.startswith("__inference"), "XLA cluster")
     busy_us = self_us[category != "idle"].sum() or float("nan")
     ops = ops.assign(
-        category=category, per_step_ms=self_us / n_steps / 1e3, share=self_us / busy_us
+        category=category,
+        per_step_ms=self_us / n_steps / 1e3,
+        share=self_us / busy_us,
+        total_ms=self_us / 1e3,
     )
     busy = ops[ops["category"] != "idle"].sort_values("total_self_time", ascending=False)
-    table = busy.head(top).assign(
-        rank=range(1, min(top, len(busy)) + 1),
-        total_ms=lambda d: d["total_self_time"].astype(float) / 1e3,
-    )
-    categories = (
-        busy.groupby("category")[["per_step_ms", "share"]]
-        .sum()
-        .sort_values("per_step_ms", ascending=False)
-        .reset_index()
-    )
+    categories = _by_category(busy).sort_values("per_step_ms", ascending=False)
+    return busy, categories, busy_us / n_steps / 1e3
+
+
+def _idle_row(run: pd.Series, busy_per_step: float, step_ms: list[float]) -> pd.DataFrame:
     # Idle: core time the step left unused. The profiler's own IDLE row sums the idle
     # time of every thread (pools hold more threads than there are cores), so it says
     # little; cores x step time - busy thread time is what the machine had spare.
     cores = int(run.get("env_cpu_count") or 1)
-    busy_per_step = busy_us / n_steps / 1e3
     capacity = cores * (float(np.median(step_ms)) if step_ms else float("nan"))
-    idle = pd.DataFrame(
-        [
-            {
-                "category": f"idle cores (of {cores} x step time)",
-                "per_step_ms": max(capacity - busy_per_step, 0.0),
-                "share": max(1 - busy_per_step / capacity, 0.0),
-            }
-        ]
-    )
-    categories = pd.concat([categories, idle], ignore_index=True)
-    notes = [
-        "Self times are summed over threads: with several cores busy at once, the "
-        "per-step times of all operations add up to more than the step time. Shares "
-        "are of the busy thread time, except idle, which is the share of the cores' time "
-        "(cores x step time) no operation used."
-    ]
+    row = {
+        "category": f"idle cores (of {cores} x step time)",
+        "per_step_ms": max(capacity - busy_per_step, 0.0),
+        "share": max(1 - busy_per_step / capacity, 0.0),
+    }
+    return pd.DataFrame([row])
+
+
+def _summarise_graph(
+    run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int
+) -> ProfileSummary:
+    ops, step_ms = read_op_stats(trace_dir)
+    busy, categories, busy_per_step = _graph_tables(run, ops, max(len(step_ms), 1))
+    categories = pd.concat([categories, _idle_row(run, busy_per_step, step_ms)], ignore_index=True)
     xla_share = categories.loc[categories["category"] == "XLA cluster", "share"].sum()
-    if xla_share > 0.3:
-        notes.append(
-            "Under XLA the step runs as one compiled cluster: its time shows up as the "
-            "cluster op (the __inference_... function), and the ops fused inside it are "
-            "not broken down on the CPU (xprof's hlo_stats and op_profile are empty there). "
-            "The idle figure overstates: work the cluster hands to XLA's own threads is not "
-            "visible as operations."
-        )
+    notes = (GRAPH_NOTE, XLA_NOTE) if xla_share > 0.3 else (GRAPH_NOTE,)
+    return _summary(
+        run,
+        trace_dir,
+        harness,
+        step_ms,
+        top_ops=_ranked(busy, top),
+        categories=categories.reset_index(drop=True),
+        notes=notes,
+    )
+
+
+def _eager_notes(e: EagerSteps) -> tuple[str, ...]:
+    between = e.dispatch_ms + e.python_ms
+    return (
+        f"An eager step runs its {e.ops_per_step:.0f} operations one at a time from "
+        f"Python. Of its {e.wall_ms:.3g} ms (the mean over {e.steps} traced steps, on the "
+        f"step's thread), {e.op_ms:.3g} ms ({e.op_ms / e.wall_ms:.0%}) are inside "
+        f"operations ({e.kernel_ms:.3g} ms of them in their kernels, the rest the eager "
+        "runtime's per-op work), "
+        f"{e.dispatch_ms:.3g} ms ({e.dispatch_ms / e.wall_ms:.0%}) in TensorFlow's "
+        "dispatch between them (the Python API's calls into the runtime, tensor "
+        f"conversion, handle deletion) and {e.python_ms:.3g} ms "
+        f"({e.python_ms / e.wall_ms:.0%}) in Python (Keras layers, the tape, the "
+        "optimizer; also any time the thread waited for a core): "
+        f"{between / e.ops_per_step * 1e3:.3g} µs between consecutive operations. "
+        "Shares are of the step's wall time.",
+        f"Other threads (intra-op pools running the ops' loops, tf.data) were busy "
+        f"{e.parallel_ms:.3g} ms per step alongside the step's thread. A compiled step "
+        "hands the whole graph to the runtime in one call, without the per-op dispatch "
+        "and Python time.",
+    )
+
+
+def _summarise_eager(
+    run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int
+) -> ProfileSummary:
+    e = eager_steps(read_timeline(trace_dir))
+    if e is None:
+        raise TraceReadError(f"{trace_dir}: no marked step with eager operations in it")
+    ops = e.ops.assign(
+        operation=e.ops["type"],
+        category=e.ops["type"].map(op_category),
+        occurrences=e.ops["calls"],
+        per_step_ms=e.ops["total_ms"] / e.steps,
+    ).assign(share=lambda d: d["per_step_ms"] / e.wall_ms)
+    between = pd.DataFrame(
+        {
+            "category": ["TensorFlow dispatch between ops", "Python between ops"],
+            "per_step_ms": [e.dispatch_ms, e.python_ms],
+        }
+    ).assign(share=lambda d: d["per_step_ms"] / e.wall_ms)
+    categories = pd.concat([_by_category(ops), between], ignore_index=True)
+    return _summary(
+        run,
+        trace_dir,
+        harness,
+        list(e.step_ms),
+        top_ops=_ranked(ops, top),
+        categories=categories.sort_values("per_step_ms", ascending=False, ignore_index=True),
+        notes=_eager_notes(e),
+        share_of="step time",
+        eager=e,
+    )
+
+
+def _summary(
+    run: pd.Series, trace_dir: Path, harness: np.ndarray, step_ms: list[float], **tables: Any
+) -> ProfileSummary:
     return ProfileSummary(
         run_id=run["run_id"],
         variant=run["variant"],
@@ -254,20 +201,7 @@ def _summarise(run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int) -
         steps=len(step_ms),
         profiler_step_ms=float(np.median(step_ms)) if step_ms else float("nan"),
         harness_step_ms=float(np.median(harness)) * 1e3 if harness.size else float("nan"),
-        top_ops=table[
-            [
-                "rank",
-                "operation",
-                "type",
-                "category",
-                "occurrences",
-                "total_ms",
-                "per_step_ms",
-                "share",
-            ]
-        ].reset_index(drop=True),
-        categories=categories,
-        notes=tuple(notes),
+        **tables,
     )
 
 
@@ -286,7 +220,8 @@ def summarize_profiles(results: Results, top: int = 10) -> tuple[list[ProfileSum
             (steps["run_id"] == run["run_id"]) & (steps["phase"] == "profiled"), "seconds"
         ].to_numpy(float)
         try:
-            summaries.append(_summarise(run, trace_dir, harness, top))
+            summarise = _summarise_eager if run["mode"] == "eager" else _summarise_graph
+            summaries.append(summarise(run, trace_dir, harness, top))
         except ImportError:
             problems.append(
                 "traces were captured, but xprof is not installed "

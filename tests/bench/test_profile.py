@@ -1,5 +1,5 @@
-"""Profiling passes: a real trace of the tiny model, summarised without a UI, and served
-by a real xprof on loopback."""
+"""Profiling passes: real traces of the tiny model, summarised without a UI (an eager
+step's ops and the time between them included), and served by a real xprof on loopback."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ARGS = [
     "--eval-examples",
     "0",
     "--variants",
-    "function,xla,fit",
+    "eager,function,xla,fit",
     "--profile",
     "4:7",
 ]
@@ -51,6 +51,7 @@ def test_a_profiling_pass_per_cell_in_the_xprof_layout(profiled):
     out, result = profiled
     sessions = sorted((out / "traces" / "plugins" / "profile").iterdir())
     assert [s.name.split("_")[0] for s in sessions] == [
+        "eager-float32-cpu",
         "fit-float32-cpu",
         "function-float32-cpu",
         "xla-float32-cpu",
@@ -59,7 +60,7 @@ def test_a_profiling_pass_per_cell_in_the_xprof_layout(profiled):
         assert list(session.glob("*.xplane.pb")), f"no trace in {session}"
     results = load_results([out])
     profile_runs = [r for r in results.records if r.purpose == "profile"]
-    assert len(profile_runs) == 3
+    assert len(profile_runs) == 4
     for run in profile_runs:
         assert run.status == "ok" and run.info["trace"].startswith("traces/plugins/profile/")
         assert list(run.steps.phase) == [
@@ -79,7 +80,12 @@ def test_the_trace_is_summarised_without_a_ui(profiled):
     out, _ = profiled
     report = build_report(load_results([out]))
     by_variant = {p.variant: p for p in report.profiles}
-    assert set(by_variant) == {"function/float32@cpu", "xla/float32@cpu", "fit/float32@cpu"}
+    assert set(by_variant) == {
+        "eager/float32@cpu",
+        "function/float32@cpu",
+        "xla/float32@cpu",
+        "fit/float32@cpu",
+    }
     function = by_variant["function/float32@cpu"]
     assert len(function.top_ops) > 0 and function.steps == 3
     assert function.top_ops["type"].str.contains("Conv2D|MatMul").any()
@@ -93,6 +99,36 @@ def test_the_trace_is_summarised_without_a_ui(profiled):
     assert fit.steps == 3 and fit.top_ops["type"].str.contains("Conv2D|MatMul").any()
     text = timing_markdown(report)
     assert "**Profiles**" in text and "profiler step time" in text
+
+
+def test_an_eager_step_is_its_ops_and_the_time_between_them(profiled):
+    out, _ = profiled
+    results = load_results([out])
+    report = build_report(results)
+    summary = {p.variant: p for p in report.profiles}["eager/float32@cpu"]
+    e = summary.eager
+    assert e is not None and e.steps == summary.steps == 3
+    # The step's own operations, one by one: the tiny model's convolution and dense
+    # layers forward and backward, among hundreds of small ops per step.
+    types = set(e.ops["type"])
+    assert {"Conv2D", "Conv2DBackpropFilter", "MatMul"} <= types, types
+    assert e.ops_per_step > 100
+    assert e.ops["total_ms"].sum() / e.steps == pytest.approx(e.op_ms)
+    assert 0 < e.kernel_ms <= e.op_ms
+    assert e.op_ms > 0 and e.dispatch_ms > 0 and e.python_ms > 0
+    # Ops, dispatch and Python account for the step as the harness timed it: the same
+    # steps' wall time, less the batch fetch that precedes each step's marker.
+    steps = results.steps
+    mine = steps[(steps["run_id"] == summary.run_id) & (steps["phase"] == "profiled")]
+    harness_ms = (mine["seconds"] - mine["input_seconds"]).sum() * 1e3
+    traced_ms = (e.op_ms + e.dispatch_ms + e.python_ms) * e.steps
+    assert traced_ms == pytest.approx(harness_ms, rel=0.05)
+    categories = summary.categories.set_index("category")["share"].to_dict()
+    assert {"convolution", "matmul", "Python between ops"} <= set(categories)
+    assert sum(categories.values()) == pytest.approx(1.0)
+    assert summary.share_of == "step time"
+    text = timing_markdown(report)
+    assert "Share of step time" in text and "between consecutive operations" in text
 
 
 def _can_unshare() -> bool:

@@ -106,7 +106,7 @@ def html_report(report: Report, title: str = "tapebench report") -> str:
             "<h2>Profiles</h2>",
             '<p class="note">From a separate profiling run per '
             "cell, so the timings above are not distorted. View the traces with "
-            "<code>xprof --logdir RESULTS/traces</code>.</p>",
+            "<code>tapebench traces RESULTS_DIR</code> (on this machine only).</p>",
         ]
     for i, d in enumerate(displays):
         sections += [

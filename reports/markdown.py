@@ -33,8 +33,8 @@ def timing_markdown(report: Report) -> str:
     displays = profile_displays(report)
     if displays:
         parts.append(
-            "**Profiles** (a separate profiling run per cell; `xprof --logdir "
-            "RESULTS/traces` shows the traces)"
+            "**Profiles** (a separate profiling run per cell; `tapebench traces "
+            "RESULTS_DIR` shows the traces on this machine)"
         )
     for d in displays:
         parts.append(

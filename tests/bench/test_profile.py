@@ -1,13 +1,16 @@
 """Profiling passes: real traces of the tiny model, summarised without a UI (an eager
-step's ops and the time between them included), and served by a real xprof on loopback."""
+step's ops and the time between them included), and served on loopback only."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,9 @@ import pytest
 from reports.load import load_results
 from reports.markdown import timing_markdown
 from reports.report import build_report
+from tests.bench.serving import fetch_runs, is_loopback, listening
 from tests.bench.test_cli import run_cli
+from tests.conftest import subprocess_env, tapebench_cmd
 
 ARGS = [
     "--model",
@@ -131,6 +136,56 @@ def test_an_eager_step_is_its_ops_and_the_time_between_them(profiled):
     assert "Share of step time" in text and "between consecutive operations" in text
 
 
+def _server_url(log: Path, server: subprocess.Popen, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        found = re.search(r"http://[^ ]+/", log.read_text())
+        if found:
+            return found.group(0)
+        time.sleep(0.2)
+    raise AssertionError(f"no URL from the server (exit {server.poll()})")
+
+
+def test_tapebench_traces_serves_the_runs_on_loopback_only(profiled, tmp_path):
+    out, _ = profiled
+    log = tmp_path / "stdout"
+    with log.open("w") as stdout, (tmp_path / "stderr").open("w") as stderr:
+        server = subprocess.Popen(
+            tapebench_cmd("traces", str(out), "--port", "0"),
+            stdout=stdout,
+            stderr=stderr,
+            env=subprocess_env(tmp_path),
+        )
+    try:
+        url = _server_url(log, server, 120)
+        runs = fetch_runs(url, 60, lambda: server.poll() is None)
+        addresses = listening(server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = "killed"
+    assert url.startswith("http://127.0.0.1:")
+    assert addresses, "the server listens on nothing"
+    assert all(is_loopback(host) for host, _ in addresses), addresses
+    assert int(url.rstrip("/").rsplit(":", 1)[1]) in {port for _, port in addresses}
+    sessions = {s.name for s in (out / "traces" / "plugins" / "profile").iterdir()}
+    assert runs is not None and set(runs) == sessions, runs
+    assert code == 0, (tmp_path / "stderr").read_text()[-2000:]
+
+
+def test_tapebench_traces_without_traces_is_one_line_and_exit_2(tmp_path):
+    result = run_cli(tmp_path, "traces", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"tapebench: error: {tmp_path / 'nowhere'}: no traces in "
+        f"{tmp_path / 'nowhere' / 'traces' / 'plugins' / 'profile'} (record them with "
+        "tapebench run --profile FIRST:LAST -o RESULTS_DIR)"
+    ]
+
+
 def _can_unshare() -> bool:
     if not (shutil.which("unshare") and shutil.which("ip")):
         return False
@@ -139,7 +194,7 @@ def _can_unshare() -> bool:
 
 
 @pytest.mark.skipif(not _can_unshare(), reason="needs unshare -n (root) and iproute2")
-def test_xprof_serves_the_captured_runs_on_loopback(profiled):
+def test_xprof_serves_every_interface_so_it_runs_in_a_namespace_here(profiled):
     out, _ = profiled
     xprof = Path(sys.executable).with_name("xprof")
     if not xprof.exists():
@@ -158,6 +213,8 @@ def test_xprof_serves_the_captured_runs_on_loopback(profiled):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["runs"], result
-    names = {name for name in result["runs"]}
-    assert any(name.startswith("function-float32-cpu") for name in names), names
+    assert any(name.startswith("function-float32-cpu") for name in result["runs"])
     assert result["exit"] != "killed"
+    # What the README warns of: the UI and the gRPC worker listen beyond loopback.
+    exposed = {port for host, port in result["listening"] if not is_loopback(host)}
+    assert {6006, 50051} <= exposed, result["listening"]

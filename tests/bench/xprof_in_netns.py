@@ -1,12 +1,13 @@
-"""Run inside a fresh network namespace (by test_profile.py): start the xprof server on
-loopback, ask it for its run list, stop it, and print what happened as JSON."""
+"""Run inside a fresh network namespace (by test_profile.py): start the xprof server, ask it
+for its run list, note the addresses it listens on, stop it, and print all that as JSON."""
 
-import gzip
 import json
 import subprocess
 import sys
-import time
-import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
+from tests.bench.serving import fetch_runs, listening
 
 xprof, logdir, port = sys.argv[1], sys.argv[2], sys.argv[3]
 server = subprocess.Popen(
@@ -14,22 +15,10 @@ server = subprocess.Popen(
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
 )
-result = {"runs": None, "error": None}
+result = {"runs": None, "listening": None}
 try:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and result["runs"] is None:
-        try:
-            url = f"http://127.0.0.1:{port}/data/plugin/profile/runs"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                body = response.read()
-            if body[:2] == b"\x1f\x8b":
-                body = gzip.decompress(body)
-            result["runs"] = json.loads(body)
-        except OSError as exc:
-            result["error"] = str(exc)
-            if server.poll() is not None:
-                break
-            time.sleep(0.5)
+    result["runs"] = fetch_runs(f"http://127.0.0.1:{port}", 90, lambda: server.poll() is None)
+    result["listening"] = listening(server.pid)
 finally:
     server.terminate()
     try:

@@ -136,23 +136,27 @@ def _summarise_graph(
     )
 
 
+def _ms(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def _eager_notes(e: EagerSteps) -> tuple[str, ...]:
     between = e.dispatch_ms + e.python_ms
     return (
-        f"An eager step runs its {e.ops_per_step:.0f} operations one at a time from "
-        f"Python. Of its {e.wall_ms:.3g} ms (the mean over {e.steps} traced steps, on the "
-        f"step's thread), {e.op_ms:.3g} ms ({e.op_ms / e.wall_ms:.0%}) are inside "
-        f"operations ({e.kernel_ms:.3g} ms of them in their kernels, the rest the eager "
+        f"An eager step runs its {e.ops_per_step:,.0f} operations one at a time from "
+        f"Python. Of its {_ms(e.wall_ms)} ms (the mean over {e.steps} traced steps, on the "
+        f"step's thread), {_ms(e.op_ms)} ms ({e.op_ms / e.wall_ms:.0%}) are inside "
+        f"operations ({_ms(e.kernel_ms)} ms of them in their kernels, the rest the eager "
         "runtime's per-op work), "
-        f"{e.dispatch_ms:.3g} ms ({e.dispatch_ms / e.wall_ms:.0%}) in TensorFlow's "
+        f"{_ms(e.dispatch_ms)} ms ({e.dispatch_ms / e.wall_ms:.0%}) in TensorFlow's "
         "dispatch between them (the Python API's calls into the runtime, tensor "
-        f"conversion, handle deletion) and {e.python_ms:.3g} ms "
+        f"conversion, handle deletion) and {_ms(e.python_ms)} ms "
         f"({e.python_ms / e.wall_ms:.0%}) in Python (Keras layers, the tape, the "
         "optimizer; also any time the thread waited for a core): "
         f"{between / e.ops_per_step * 1e3:.3g} µs between consecutive operations. "
         "Shares are of the step's wall time.",
         f"Other threads (intra-op pools running the ops' loops, tf.data) were busy "
-        f"{e.parallel_ms:.3g} ms per step alongside the step's thread. A compiled step "
+        f"{_ms(e.parallel_ms)} ms per step alongside the step's thread. A compiled step "
         "hands the whole graph to the runtime in one call, without the per-op dispatch "
         "and Python time.",
     )

@@ -77,14 +77,16 @@ def traces_command(args: argparse.Namespace) -> int:
     return 0
 
 
+HELP = "serve a results directory's profiles to a browser on this machine"
+DESCRIPTION = (
+    "Serves the traces recorded with run --profile in TensorBoard's profile tab (xprof), "
+    "listening on 127.0.0.1 only."
+)
+
+
 def register(sub: Any) -> None:
     """Adds ``tapebench traces``."""
-    p = sub.add_parser(
-        "traces",
-        help="serve a results directory's profiles to a browser on this machine",
-        description="Serves the traces recorded with run --profile in TensorBoard's "
-        "profile tab (xprof), listening on 127.0.0.1 only.",
-    )
+    p = sub.add_parser("traces", help=HELP, description=DESCRIPTION)
     p.add_argument("results", type=Path, metavar="RESULTS_DIR", help="a results directory")
     p.add_argument(
         "--port",

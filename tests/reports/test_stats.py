@@ -101,3 +101,36 @@ def test_robust_cv_is_the_normalised_iqr_over_the_median():
     assert math.isnan(stats.robust_cv([]))
     outliers = [1.0] * 98 + [50.0, 80.0]
     assert stats.robust_cv(outliers) == 0 and stats.coefficient_of_variation(outliers) > 3
+
+
+def test_median_ci_of_several_runs_is_the_t_interval_of_their_log_medians():
+    from scipy import stats as sps
+
+    runs = [[1.0, 1.1, 0.9], [2.0, 2.2, 1.8], [4.0, 4.1, 3.9]]  # medians 1, 2, 4
+    logs = np.log([1.0, 2.0, 4.0])  # mean ln 2, sd ln 2
+    half = sps.t.ppf(0.975, 2) * math.log(2) / math.sqrt(3)
+    expected = (math.exp(logs.mean() - half), math.exp(logs.mean() + half))
+    assert stats.median_ci(runs) == pytest.approx(expected)
+    assert stats.covers_runs(runs) and not stats.covers_runs([[1.0, 2.0], []])
+
+
+def test_two_runs_give_the_wide_interval_of_one_degree_of_freedom():
+    low, high = stats.median_ci([[1.0], [1.1]])
+    se = math.log(1.1) / 2  # sd of two values is |difference| / sqrt 2, over sqrt 2
+    assert math.log(high / low) == pytest.approx(2 * 12.7062 * se, rel=1e-4)
+
+
+def test_ratio_ci_of_several_runs_is_welch_on_log_run_medians():
+    from scipy import stats as sps
+
+    top = [[0.50, 0.51], [0.55], [0.52, 0.53, 0.51]]
+    bottom = [[0.10], [0.12], [0.11], [0.105]]
+    log_top = np.log([np.median(r) for r in top])
+    log_bottom = np.log([np.median(r) for r in bottom])
+    welch = sps.ttest_ind(log_top, log_bottom, equal_var=False).confidence_interval(0.95)
+    assert stats.ratio_of_medians_ci(top, bottom) == pytest.approx(np.exp(welch))
+
+
+def test_run_level_intervals_need_positive_times():
+    with pytest.raises(ValueError, match="positive"):
+        stats.median_ci([[0.0], [1.0]])

@@ -66,27 +66,32 @@ DEFAULT_BASELINE = {"mode": BASELINE[0], "precision": BASELINE[1]}
 def speedups(
     results: Results, summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASELINE
 ) -> pd.DataFrame:
-    """Per cell: baseline median step time / this cell's, with a 95% bootstrap interval.
+    """Per cell: baseline median step time / this cell's, with a 95% interval.
 
     The baseline is the cell with the ``baseline`` variant fields on the same workload
-    (and device, unless ``baseline`` names one). Columns: ``speedup``, ``speedup_ci_low``,
-    ``speedup_ci_high``, ``baseline_variant``; NaN where the baseline or the cell has no
-    timed steps.
+    (and device, unless ``baseline`` names one). The interval is run-level
+    (:func:`stats.ratio_of_medians_ci`) when both cells have two or more runs; otherwise
+    it covers step-to-step noise only (``speedup_ci_within_run``). Columns: ``speedup``,
+    ``speedup_ci_low``, ``speedup_ci_high``, ``speedup_ci_within_run``,
+    ``baseline_variant``; NaN where the baseline or the cell has no timed steps.
     """
     out = []
     for _, row in summary.iterrows():
         base = _baseline_of(summary, row, baseline)
         value = low = high = math.nan
+        within = False
         if base is not None and row["steps"] and base["steps"]:
             mine = timed_groups(results.steps, measured_runs(_cell_runs(results, row))[0])
             theirs = timed_groups(results.steps, measured_runs(_cell_runs(results, base))[0])
             value = base["step_median_s"] / row["step_median_s"]
             low, high = stats.ratio_of_medians_ci(theirs, mine)
+            within = not (stats.covers_runs(mine) and stats.covers_runs(theirs))
         out.append(
             {
                 "speedup": value,
                 "speedup_ci_low": low,
                 "speedup_ci_high": high,
+                "speedup_ci_within_run": within,
                 "baseline_variant": None if base is None else base["variant"],
             }
         )

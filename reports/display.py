@@ -59,10 +59,14 @@ def bytes_text(n: float) -> str:
     return f"{int(n)} B"
 
 
-def _interval(low: float, high: float, scale: float = 1.0) -> str:
+WITHIN_RUN = "†"  # marks an interval from one run: step-to-step noise only
+
+
+def _interval(low: float, high: float, scale: float = 1.0, within_run: bool = False) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return ""
-    return f" [{number(low / scale)}–{number(high / scale)}]"
+    mark = f" {WITHIN_RUN}" if within_run else ""
+    return f" [{number(low / scale)}–{number(high / scale)}]{mark}"
 
 
 def _status(row: pd.Series) -> str:
@@ -97,6 +101,12 @@ def _notes(group: pd.DataFrame) -> list[str]:
         )
     if (group["dataset"] == "synthetic").all():
         notes.append("Synthetic data: random labels, so accuracy is not reported.")
+    if group["ci_within_run"].any() or group["speedup_ci_within_run"].fillna(False).any():
+        notes.append(
+            f"{WITHIN_RUN} From a single run: the interval covers the step-to-step noise "
+            "within that run only, not run-to-run variation; with `--repeats 3` or more, "
+            "intervals are built over runs."
+        )
     return notes
 
 
@@ -130,7 +140,7 @@ def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str
             _status(r),
             (
                 number(r["step_median_s"] / scale)
-                + _interval(r["step_ci_low_s"], r["step_ci_high_s"], scale)
+                + _interval(r["step_ci_low_s"], r["step_ci_high_s"], scale, r["ci_within_run"])
             )
             if measured
             else "n/a",
@@ -138,14 +148,23 @@ def _rows(report: Report, group: pd.DataFrame) -> tuple[list[str], list[list[str
             if measured
             else "n/a",
             f"{r['steps']:,} ({r['runs_ok'] or r['runs']})" if measured else "0",
-            (number(r["throughput"]) + _interval(r["throughput_ci_low"], r["throughput_ci_high"]))
+            (
+                number(r["throughput"])
+                + _interval(r["throughput_ci_low"], r["throughput_ci_high"], 1, r["ci_within_run"])
+            )
             if measured
             else "n/a",
             number(r["first_step_s"]),
             number(r["epoch_s"]),
             number(r["eval_s"]),
             _accuracy(r),
-            (number(r["speedup"]) + "×" + _interval(r["speedup_ci_low"], r["speedup_ci_high"]))
+            (
+                number(r["speedup"])
+                + "×"
+                + _interval(
+                    r["speedup_ci_low"], r["speedup_ci_high"], 1, r["speedup_ci_within_run"]
+                )
+            )
             if pd.notna(r["speedup"])
             else "n/a",
             _break_even(r["break_even_steps"]),

@@ -29,6 +29,7 @@ SUMMARY_COLUMNS = (
     "step_median_s",
     "step_ci_low_s",
     "step_ci_high_s",
+    "ci_within_run",
     "step_p10_s",
     "step_p25_s",
     "step_p75_s",
@@ -87,6 +88,7 @@ def _step_stats(groups: list[np.ndarray], batch: int) -> dict[str, Any]:
         step_median_s=median,
         step_ci_low_s=low,
         step_ci_high_s=high,
+        ci_within_run=bool(pooled.size) and not stats.covers_runs(groups),
         step_p10_s=stats.quantile(pooled, 0.10),
         step_p25_s=stats.quantile(pooled, 0.25),
         step_p75_s=stats.quantile(pooled, 0.75),
@@ -170,7 +172,8 @@ def summarize(results: Results) -> pd.DataFrame:
 
     Statistics come from the cell's ok runs; a cell without any is summarised from runs
     that stopped early (timeout, interrupted, diverged) and marked ``partial``. The median
-    step time carries a 95% hierarchical-bootstrap interval (:func:`stats.median_ci`).
+    step time carries a 95% run-level interval (:func:`stats.median_ci`); with one run it
+    covers step-to-step noise only (``ci_within_run``).
     """
     if results.runs.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))

@@ -1,7 +1,9 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from reports.frames import Results
 from reports.load import load_results
@@ -100,7 +102,7 @@ def test_timing_markdown_shows_each_cell_with_spread_and_n():
     )
     row = next(line for line in table.splitlines() if line.startswith("| function/"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:5] == ["function/float32@cpu", "ok", "200 [100–300]", "150–250", "3 (1)"]
+    assert cells[:5] == ["function/float32@cpu", "ok", "200 [100–300] †", "150–250", "3 (1)"]
     assert cells[5].startswith("50.0 [")
     assert cells[9] == "87.5%" and cells[10].startswith("2.50×")
     assert "| function/float32@gpu | skipped: no GPU visible | n/a |" in table
@@ -132,3 +134,31 @@ def test_loading_reports_the_bad_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultFileError, match="no run files"):
         load_results([tmp_path / "empty"])
+
+
+def _runs(medians):
+    return tuple(tuple(m * (1 + d) for d in (-0.01, 0.0, 0.01)) for m in medians)
+
+
+def test_the_median_interval_of_several_runs_is_the_t_interval_of_log_run_medians():
+    medians = (0.10, 0.12, 0.11, 0.13)
+    records = [make_record(f"r{i}", timed=t, repeat=i) for i, t in enumerate(_runs(medians))]
+    t = build_report(Results.from_records(records)).table.set_index("variant")
+    row = t.loc["function/float32@cpu"]
+    logs = np.log(medians)
+    expected = np.exp(sps.t.interval(0.95, 3, logs.mean(), sps.sem(logs)))
+    assert (row["step_ci_low_s"], row["step_ci_high_s"]) == pytest.approx(tuple(expected))
+    assert not row["ci_within_run"]
+
+
+def test_the_speedup_interval_of_several_runs_is_welch_on_log_run_medians():
+    eager, function = (0.50, 0.55, 0.52), (0.10, 0.12, 0.11, 0.105)
+    records = [
+        make_record(f"e{i}", timed=t, repeat=i, mode="eager") for i, t in enumerate(_runs(eager))
+    ] + [make_record(f"f{i}", timed=t, repeat=i) for i, t in enumerate(_runs(function))]
+    t = build_report(Results.from_records(records)).table.set_index("variant")
+    row = t.loc["function/float32@cpu"]
+    welch = sps.ttest_ind(np.log(eager), np.log(function), equal_var=False)
+    expected = np.exp(welch.confidence_interval(0.95))
+    assert (row["speedup_ci_low"], row["speedup_ci_high"]) == pytest.approx(tuple(expected))
+    assert not row["speedup_ci_within_run"]

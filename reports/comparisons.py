@@ -134,8 +134,21 @@ def break_even_steps(first_v: float, step_v: float, first_b: float, step_b: floa
     return 1.0 + math.ceil((first_v - first_b) / (step_b - step_v))
 
 
+def first_step_cost(row: pd.Series) -> float:
+    """The first step's time, tracing and compilation included, of a summary row.
+
+    The first call of ``MODE:N`` runs N steps (fewer if an epoch is shorter), so the
+    first step is that call's time less N - 1 ordinary steps.
+    """
+    calls = int(row["steps_per_call"])
+    if pd.notna(row["steps_per_epoch"]):
+        calls = min(calls, int(row["steps_per_epoch"]))
+    return float(row["first_step_s"]) - (calls - 1) * float(row["step_median_s"])
+
+
 def break_even(summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASELINE) -> pd.Series:
-    """Per cell: :func:`break_even_steps` against the baseline (NaN without one)."""
+    """Per cell: :func:`break_even_steps` against the baseline (NaN without one), from
+    each side's :func:`first_step_cost`."""
     values = []
     for _, row in summary.iterrows():
         base = _baseline_of(summary, row, baseline)
@@ -143,9 +156,9 @@ def break_even(summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASE
             math.nan
             if base is None
             else break_even_steps(
-                row["first_step_s"],
+                first_step_cost(row),
                 row["step_median_s"],
-                base["first_step_s"],
+                first_step_cost(base),
                 base["step_median_s"],
             )
         )
@@ -213,11 +226,11 @@ SETTLED_STEPS = 1000
 
 def accuracy_parity(summary: pd.DataFrame, tolerance: float = 0.01) -> list[ParityIssue]:
     """Cells whose final accuracy is more than ``tolerance`` below the float32 cell of the
-    same mode, device and workload. Cells trained for fewer than :data:`SETTLED_STEPS`
-    steps are not compared: their accuracy has not settled."""
+    same mode, feed, distribution strategy, device and workload. Cells trained for fewer
+    than :data:`SETTLED_STEPS` steps are not compared: their accuracy has not settled."""
     issues = []
     for _, row in summary[summary["precision"] != "float32"].iterrows():
-        feed = {"steps_per_call": row["steps_per_call"], "input_mode": row["input_mode"]}
+        feed = {k: row[k] for k in ("steps_per_call", "input_mode", "strategy", "replicas")}
         ref = _counterpart(summary, row, row["mode"], "float32", feed)
         if ref is None or pd.isna(row["test_accuracy"]) or pd.isna(ref["test_accuracy"]):
             continue

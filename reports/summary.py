@@ -79,12 +79,30 @@ def timed_groups(steps: pd.DataFrame, run_ids: pd.Series) -> list[np.ndarray]:
     return [g.to_numpy(float) for _, g in timed.groupby("run_id", sort=False)["seconds"]]
 
 
-def _step_stats(groups: list[np.ndarray], batch: int) -> dict[str, Any]:
+def steps_per_sample(steps: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Training steps each sample of ``steps`` covers (a sample is one call).
+
+    A call starts where the previous one ended, so its steps are the gap to the run's
+    next sample; a run's last call runs its cell's steps per call, or up to its epoch's
+    end if that comes first.
+    """
+    if steps.empty:
+        return pd.Series(dtype=int)
+    by_run = runs.drop_duplicates("run_id").set_index("run_id")
+    per_call = steps["run_id"].map(by_run["steps_per_call"]).astype(float)
+    epoch_length = pd.to_numeric(steps["run_id"].map(by_run["steps_in_epoch"]), errors="coerce")
+    to_epoch_end = (steps["epoch"] + 1) * epoch_length - steps["step"]
+    last = np.fmin(per_call, to_epoch_end)  # fmin: a missing epoch length is no cap
+    gap = steps.groupby("run_id", sort=False)["step"].shift(-1) - steps["step"]
+    return gap.fillna(last).astype(int)
+
+
+def _step_stats(groups: list[np.ndarray], steps: int, batch: int) -> dict[str, Any]:
     pooled = np.concatenate(groups) if groups else np.array([])
     median = stats.median(pooled)
     low, high = stats.median_ci(groups) if pooled.size else (np.nan, np.nan)
     return dict(
-        steps=int(pooled.size),
+        steps=steps,
         step_median_s=median,
         step_ci_low_s=low,
         step_ci_high_s=high,
@@ -126,18 +144,21 @@ def _efficiency(measured: pd.DataFrame, results: Results, ids: pd.Series) -> dic
         peak_flops=_median_of(measured["peak_flops"]),
         input_share=input_share,
         rss_growth_bytes=float(np.median(growth)) if growth else np.nan,
-        device_peak_bytes=_median_of(ep["device_peak_bytes"]) if len(ep) else np.nan,
+        # a peak is the most the device held at any time: the largest epoch's, of any run
+        device_peak_bytes=pd.to_numeric(ep["device_peak_bytes"], errors="coerce").max(),
     )
 
 
-def _cell_row(runs: pd.DataFrame, results: Results) -> dict[str, Any]:
+def _cell_row(runs: pd.DataFrame, results: Results, counts: pd.Series) -> dict[str, Any]:
     first = runs.iloc[0]
     ids, partial = measured_runs(runs)
     measured = runs[runs["run_id"].isin(ids)]
     ep = results.epochs[results.epochs["run_id"].isin(ids)]
     last = ep.sort_values("epoch").groupby("run_id").tail(1)
     not_ok = runs[runs["status"] != "ok"]
-    trained = results.steps[results.steps["run_id"].isin(ids)].groupby("run_id").size()
+    mine = results.steps["run_id"].isin(ids)
+    trained = counts[mine].groupby(results.steps.loc[mine, "run_id"]).sum()
+    timed = int(counts[mine & (results.steps["phase"] == "timed")].sum())
     row = {f: first[f] for f in ("variant", *CELL_FIELDS)}
     row.update(
         status=_status(runs["status"]),
@@ -154,7 +175,7 @@ def _cell_row(runs: pd.DataFrame, results: Results) -> dict[str, Any]:
         best_test_accuracy=ep.groupby("run_id")["test_accuracy"].max().astype(float).mean(),
         peak_rss_bytes=measured["peak_rss_bytes"].astype(float).max(),
         retraced=bool(measured["retraced"].any()),
-        **_step_stats(timed_groups(results.steps, ids), int(first["batch_size"])),
+        **_step_stats(timed_groups(results.steps, ids), timed, int(first["batch_size"])),
         **_efficiency(measured, results, ids),
     )
     return row
@@ -173,11 +194,13 @@ def summarize(results: Results) -> pd.DataFrame:
     Statistics come from the cell's ok runs; a cell without any is summarised from runs
     that stopped early (timeout, interrupted, diverged) and marked ``partial``. The median
     step time carries a 95% run-level interval (:func:`stats.median_ci`); with one run it
-    covers step-to-step noise only (``ci_within_run``).
+    covers step-to-step noise only (``ci_within_run``). ``steps`` and ``steps_trained``
+    count training steps, not calls (a call of ``MODE:N`` runs N steps).
     """
     if results.runs.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    rows = [_cell_row(results.runs.loc[idx], results) for idx in cell_groups(results.runs)]
+    counts = steps_per_sample(results.steps, results.runs)
+    rows = [_cell_row(results.runs.loc[idx], results, counts) for idx in cell_groups(results.runs)]
     table = pd.DataFrame(rows)
     table["achieved_flops"] = table["flops_per_step"] / table["step_median_s"]
     table["fraction_of_peak"] = table["achieved_flops"] / table["peak_flops"]

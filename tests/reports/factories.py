@@ -61,11 +61,13 @@ def make_record(
     eval_first: float | None = None,
     **cell: object,
 ) -> RunRecord:
-    """A run whose steps are ``first``, then ``warmup``, then ``timed`` (all in epoch 0);
-    by default one epoch covering them, with test accuracy ``accuracy``."""
+    """A run whose samples are ``first``, then ``warmup``, then ``timed`` (all in epoch 0,
+    one call of ``steps_per_call`` steps each); by default one epoch covering them, with
+    test accuracy ``accuracy``."""
     seconds = (first, *warmup, *timed)
     phases = ("first",) + ("warmup",) * len(warmup) + ("timed",) * len(timed)
-    steps = Steps().extend(0, 0, phases, seconds, tuple(1.0 for _ in seconds))
+    stride = int(cell.get("steps_per_call", 1))  # type: ignore[call-overload]
+    steps = Steps().extend(0, 0, phases, seconds, tuple(1.0 for _ in seconds), stride=stride)
     if epochs is None:
         epochs = (
             EpochRecord(

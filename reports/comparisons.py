@@ -165,19 +165,25 @@ def break_even(summary: pd.DataFrame, baseline: Mapping[str, Any] = DEFAULT_BASE
     return pd.Series(values, index=summary.index, name="break_even_steps")
 
 
-def run_time_to_accuracy(epochs: pd.DataFrame, eval_first_s: float, target: float) -> float:
-    """Seconds until a run's test accuracy first reaches ``target`` (MLPerf style).
+def accuracy_clock(epochs: pd.DataFrame, eval_first_s: float | None) -> pd.Series:
+    """Per epoch of one run (in epoch order): the time-to-accuracy clock at its end.
 
     The clock runs through training (first step and compilation included) and every
     evaluation, plus the evaluation's own tracing before training; model construction and
-    process start-up are not on it. NaN if the target is never reached.
+    process start-up are not on it.
     """
     ordered = epochs.sort_values("epoch")
     clock = (
         ordered["train_seconds"].astype(float) + ordered["eval_seconds"].fillna(0.0).astype(float)
     ).cumsum()
-    clock += 0.0 if pd.isna(eval_first_s) else float(eval_first_s)
-    reached = ordered["test_accuracy"].astype(float) >= target
+    return clock + (0.0 if eval_first_s is None or pd.isna(eval_first_s) else float(eval_first_s))
+
+
+def run_time_to_accuracy(epochs: pd.DataFrame, eval_first_s: float, target: float) -> float:
+    """Seconds on :func:`accuracy_clock` until a run's test accuracy first reaches
+    ``target`` (MLPerf style); NaN if it never does."""
+    clock = accuracy_clock(epochs, eval_first_s)
+    reached = epochs.loc[clock.index, "test_accuracy"].astype(float) >= target
     return float(clock[reached].iloc[0]) if reached.any() else math.nan
 
 

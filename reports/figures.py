@@ -4,7 +4,6 @@ speedups with intervals, accuracy against wall time. Each returns PNG bytes."""
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from typing import cast
 
@@ -17,7 +16,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.comparisons import run_time_to_accuracy
+from reports.comparisons import accuracy_clock
 from reports.display import GROUP_KEYS
 from reports.report import Report
 from reports.schema import CELL_FIELDS
@@ -179,26 +178,34 @@ def speedup_bars(report: Report) -> list[tuple[str, bytes]]:
     return [("speedups", _png(fig))]
 
 
+def accuracy_time_curves(report: Report, group: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per cell of ``group``: its first measured run's epochs as ``seconds`` (the
+    time-to-accuracy clock at each epoch's end) and ``accuracy``."""
+    epochs, runs = report.results.epochs, report.results.runs.set_index("run_id")
+    curves = []
+    for _, row in group.iterrows():
+        ids = _run_ids(report, row)
+        if not ids:
+            continue
+        ep = epochs[epochs["run_id"] == ids[0]].sort_values("epoch")
+        first_eval = cast(float, runs.loc[ids[0], "eval_first_call_s"])
+        curve = pd.DataFrame(
+            {"seconds": accuracy_clock(ep, first_eval), "accuracy": ep["test_accuracy"]}
+        )
+        curves.append((str(row["variant"]), curve.reset_index(drop=True)))
+    return curves
+
+
 def accuracy_vs_time(report: Report) -> list[tuple[str, bytes]]:
     """Test accuracy against wall time on the time-to-accuracy clock (compilation
     included), per cell's first measured run."""
     out = []
-    epochs, runs = report.results.epochs, report.results.runs.set_index("run_id")
     for group in _groups(report):
         if group["test_accuracy"].isna().all():
             continue
         fig, ax = plt.subplots(figsize=(7, 3.4))
-        for _, row in group.iterrows():
-            ids = _run_ids(report, row)
-            if not ids:
-                continue
-            ep = epochs[epochs["run_id"] == ids[0]].sort_values("epoch")
-            first_eval = cast(float, runs.loc[ids[0], "eval_first_call_s"])
-            clock = [
-                run_time_to_accuracy(ep.iloc[: i + 1], first_eval, -math.inf)
-                for i in range(len(ep))
-            ]
-            ax.plot(clock, ep["test_accuracy"] * 100, marker="o", ms=3, label=row["variant"])
+        for variant, curve in accuracy_time_curves(report, group):
+            ax.plot(curve["seconds"], curve["accuracy"] * 100, marker="o", ms=3, label=variant)
         target = report.options.target_accuracy
         if target is not None:
             ax.axhline(target * 100, color="gray", ls=":", lw=1)

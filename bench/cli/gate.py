@@ -22,38 +22,48 @@ from bench.cli.parsing import (
 from bench.cli.run import plan_cells
 from bench.gate.ab import RevisionError, run_ab
 from bench.matrix.signals import StopRequest, stop_on_signals
-from reports.regression import (
-    GatePolicy,
-    Side,
-    compare_sides,
-    environment_differences,
-    load_side,
-    verdicts_json,
-    verdicts_markdown,
-)
+from bench.matrix.store import write_atomic
+from reports.regression import FAILING, GatePolicy, compare_sides, comparison_notes
 from reports.schema import ResultFileError
+from reports.sides import Side, environment_differences, load_side
+from reports.verdicts import verdicts_json, verdicts_markdown
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """Regression verdicts: baseline vs candidate (exit 1 on a regression).
+    """Regression verdicts: baseline vs candidate (exit 1: regression or failed candidate).
 
     Compares two tapebench results directories, or pytest-benchmark JSON (files, or
     directories of them), cell by cell, with the run (process) as the independent unit.
-    Exit 0: no regression; 1: a regression; 2: bad input or incompatible environments.
+    Exit 0: no regression; 1: a regression or a failed candidate (a cell the baseline
+    measured that the candidate did not finish); 2: bad input or incompatible
+    environments.
     """
     policy = _gate_policy(args)
     try:
         base, cand = load_side(args.baseline), load_side(args.candidate)
     except ResultFileError as exc:
         raise UsageError(str(exc)) from None
-    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
+    return _gate(base, cand, policy, args)
 
 
-def _gate(
-    base: Side, cand: Side, policy: GatePolicy, allow_mixed: bool, json_path: Path | None
-) -> int:
+def write_output(path: Path, text: str, append: bool = False) -> None:
+    """Writes (or appends) ``text`` to ``path`` in one rename: a reader sees the old
+    content or all of the new, never part of it. Appending is what GitHub's
+    ``$GITHUB_STEP_SUMMARY`` expects: every step may add to the same summary file.
+
+    Raises:
+      UsageError: the file cannot be written.
+    """
+    try:
+        old = path.read_bytes() if append and path.exists() else b""
+        write_atomic(path, old + text.encode())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _gate(base: Side, cand: Side, policy: GatePolicy, args: argparse.Namespace) -> int:
     differences = environment_differences(base, cand)
-    if differences and not allow_mixed:
+    if differences and not args.allow_mixed_environments:
         raise UsageError(
             f"baseline and candidate come from different environments (they "
             f"differ in {', '.join(differences)}); compare like with like, or "
@@ -61,14 +71,21 @@ def _gate(
         )
     verdicts = compare_sides(base, cand, policy)
     if not verdicts:
-        raise UsageError(f"no cell appears in both {base.source} and {cand.source}")
-    print(verdicts_markdown(verdicts, base, cand, policy))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(verdicts_json(verdicts, policy) + "\n")
-    regressions = [v for v in verdicts if v.verdict == "regression"]
-    print(f"{PROG}: {len(regressions)} regression(s) in {len(verdicts)} cell(s)", file=sys.stderr)
-    return 1 if regressions else 0
+        raise UsageError(f"no cell has a finished run in the baseline {base.source}")
+    markdown = verdicts_markdown(verdicts, base, cand, policy)
+    print(markdown)
+    if args.summary is not None:
+        write_output(args.summary, markdown + "\n\n", append=True)
+    if args.json is not None:
+        doc = verdicts_json(verdicts, policy, comparison_notes(base, cand))
+        write_output(args.json, doc + "\n")
+    failing = {v: sum(x.verdict == v for x in verdicts) for v in FAILING}
+    print(
+        f"{PROG}: {failing['regression']} regression(s) and {failing['candidate failed']} "
+        f"failed candidate(s) in {len(verdicts)} cell(s)",
+        file=sys.stderr,
+    )
+    return 1 if any(failing.values()) else 0
 
 
 def _gate_policy(args: argparse.Namespace) -> GatePolicy:
@@ -88,7 +105,8 @@ def ab_command(args: argparse.Namespace) -> int:
 
     Exports --baseline REV from git, runs each cell --runs times from the baseline's
     source and from this one, interleaved in fresh processes, then compares them like
-    `tapebench compare`. Exit 0: no regression; 1: a regression; 2: bad input.
+    `tapebench compare`. Exit 0: no regression; 1: a regression or a failed candidate;
+    2: bad input.
     """
     cells, options, sources = plan_cells(args)
     policy = _gate_policy(args)
@@ -123,7 +141,7 @@ def ab_command(args: argparse.Namespace) -> int:
     except ResultFileError as exc:  # e.g. every run failed: nothing to compare
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    return _gate(base, cand, policy, args.allow_mixed_environments, args.json)
+    return _gate(base, cand, policy, args)
 
 
 def register_ab(sub: Any) -> None:

@@ -204,3 +204,10 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
         help="compare even if the environment fingerprints differ",
     )
     g.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts as JSON")
+    g.add_argument(
+        "--summary",
+        type=Path,
+        metavar="FILE",
+        help='also append the Markdown verdicts to FILE (e.g. "$GITHUB_STEP_SUMMARY"), '
+        "so CI needs no pipe that could hide the exit code",
+    )

@@ -1,5 +1,6 @@
 """tapebench compare and tapebench ab, run as a user would."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -148,3 +149,92 @@ def test_ab_measures_an_older_revision_against_this_source(tmp_path):
     assert again.returncode == 2 and "is not empty" in again.stderr
     bad = run_cli(tmp_path, "ab", "--baseline", "no-such-rev", "-o", str(tmp_path / "x"))
     assert bad.returncode == 2 and "cannot export revision 'no-such-rev'" in bad.stderr
+
+
+def _failed_store(root, statuses):
+    store = ResultsDir(root).create()
+    for i, status in enumerate(statuses):
+        store.write_run(
+            make_record(
+                f"x{i}",
+                status=status,
+                reason="ValueError: boom",
+                repeat=i,
+                fingerprint={"tensorflow": "2.21.0", "cpu_model": "x"},
+            )
+        )
+    return root
+
+
+def test_compare_fails_when_every_candidate_run_failed(tmp_path):
+    base = _store(tmp_path / "base", [0.040, 0.041, 0.039, 0.040, 0.0405])
+    dead = _failed_store(tmp_path / "dead", ["failed", "oom", "timeout", "failed", "diverged"])
+    result = run_cli(tmp_path, "compare", str(base), str(dead), "--json", str(tmp_path / "v.json"))
+    assert result.returncode == 1, result.stderr
+    assert "**candidate failed**: failed 2/5, oom 1/5, timeout 1/5, diverged 1/5" in result.stdout
+    assert "(ValueError: boom); log: logs/x0.log" in result.stdout
+    assert "**Gate: fail** (1 of 1 cell(s))" in result.stdout
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["fail"] is True and doc["verdicts"][0]["verdict"] == "candidate failed"
+    assert "0 regression(s) and 1 failed candidate(s)" in result.stderr
+
+
+def test_compare_leaves_profiling_runs_out(tmp_path):
+    base = _store(tmp_path / "base", [0.040, 0.041, 0.039, 0.040, 0.0405])
+    cand = _store(tmp_path / "cand", [0.0401, 0.0399, 0.0402, 0.040, 0.0398])
+    slow = make_record(
+        "p", timed=(0.09,) * 40, fingerprint={"tensorflow": "2.21.0", "cpu_model": "x"}
+    )
+    ResultsDir(cand).write_run(dataclasses.replace(slow, purpose="profile"))
+    result = run_cli(tmp_path, "compare", str(base), str(cand), "--json", str(tmp_path / "v.json"))
+    assert result.returncode == 0, result.stderr
+    (verdict,) = json.loads((tmp_path / "v.json").read_text())["verdicts"]
+    assert verdict["candidate_runs"] == 5 and verdict["verdict"] == "no change"
+
+
+def test_compare_appends_the_markdown_to_a_summary_file(tmp_path):
+    base = _store(tmp_path / "base", [0.040, 0.041, 0.039, 0.040, 0.0405])
+    slow = _store(tmp_path / "slow", [0.048, 0.049, 0.0475, 0.0485, 0.048])
+    summary = tmp_path / "out" / "summary.md"
+    summary.parent.mkdir()
+    summary.write_text("# Earlier step\n\n")
+    result = run_cli(tmp_path, "compare", str(base), str(slow), "--summary", str(summary))
+    assert result.returncode == 1
+    text = summary.read_text()
+    assert text.startswith("# Earlier step\n\n| Cell |") and "**regression**" in text
+    assert text.endswith("\n\n") and text[len("# Earlier step\n\n") :].strip() in result.stdout
+    assert sorted(p.name for p in summary.parent.iterdir()) == ["summary.md"]  # no temp left
+    bad = run_cli(tmp_path, "compare", str(base), str(slow), "--summary", str(base / "runs"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert f"cannot write {base / 'runs'}" in bad.stderr
+
+
+@pytest.mark.slow
+def test_ab_fails_when_every_candidate_run_fails(tmp_path):
+    # Every candidate step is slowed far past the time limit: the candidate never
+    # finishes a run, and the gate must fail rather than compare nothing.
+    summary = tmp_path / "summary.md"
+    result = run_cli(
+        tmp_path,
+        "ab",
+        "--baseline",
+        "HEAD",
+        "--runs",
+        "1",
+        "--model",
+        "tiny",
+        "--steps-per-epoch",
+        "15",
+        "--timeout",
+        "60",
+        "--inject-delay-ms",
+        "600000",
+        "-o",
+        str(tmp_path / "ab"),
+        "--summary",
+        str(summary),
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "**candidate failed**: timeout 1/1" in result.stdout
+    assert "**Gate: fail**" in summary.read_text()

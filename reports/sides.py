@@ -1,0 +1,160 @@
+"""The two sides of a regression comparison, read from disk: per cell, each run's timed
+step times, and the runs that produced none (with their status, reason and log).
+
+A side is a tapebench results directory or pytest-benchmark JSON (a file, or a directory
+of them such as ``.benchmarks/``; each file is one process, so one run per benchmark).
+Only timing runs count: a profiling run's steps ran under the profiler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.layout import ResultsLayout
+from reports.load import load_records
+from reports.schema import COMPARABLE_FIELDS, ResultFileError, cell_label
+
+# Statuses of runs that broke: the code under test crashed, ran out of memory or diverged.
+BROKEN = ("failed", "oom", "diverged")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A run without usable timings: its status (timeout, failed, ...), why, and its log."""
+
+    run_id: str
+    status: str
+    reason: str | None = None
+    log_file: str | None = None
+
+
+@dataclass(frozen=True)
+class CellRuns:
+    """One side's runs of one cell: the timed step times of each finished run, and the
+    runs that did not finish."""
+
+    finished: tuple[np.ndarray, ...] = ()
+    unfinished: tuple[RunOutcome, ...] = ()
+
+    def __post_init__(self) -> None:
+        finished = tuple(np.asarray(r, float) for r in self.finished)
+        if any(r.ndim != 1 or not r.size for r in finished):
+            raise ValueError("each finished run needs a non-empty 1-D array of step times")
+        object.__setattr__(self, "finished", finished)
+        object.__setattr__(self, "unfinished", tuple(self.unfinished))
+
+    @property
+    def timed_out(self) -> int:
+        """Runs stopped at the time limit: slower than any finished run."""
+        return sum(1 for r in self.unfinished if r.status == "timeout")
+
+    @property
+    def broken(self) -> tuple[RunOutcome, ...]:
+        """Runs that failed, ran out of memory or diverged."""
+        return tuple(r for r in self.unfinished if r.status in BROKEN)
+
+    def status_text(self) -> str:
+        """E.g. ``ok 3/5, timeout 2/5``; ``no run`` for none."""
+        counts = Counter({"ok": len(self.finished)} if self.finished else {})
+        counts.update(r.status for r in self.unfinished)
+        total = sum(counts.values())
+        return ", ".join(f"{s} {n}/{total}" for s, n in counts.items()) or "no run"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its cells (by label), environments and where it was read."""
+
+    cells: dict[str, CellRuns]
+    environments: list[dict[str, Any]]
+    source: str
+    root: Path = field(default_factory=Path)
+
+
+def _tapebench_side(path: Path) -> Side:
+    finished: dict[str, list[np.ndarray]] = {}
+    unfinished: dict[str, list[RunOutcome]] = {}
+    envs: dict[str, dict[str, Any]] = {}
+    for record in load_records([path]):
+        if record.purpose != "timing":
+            continue
+        key = cell_label(record.cell, every_field=True)
+        timed = np.array(record.steps.timed_seconds if record.status == "ok" else (), float)
+        finished.setdefault(key, [])
+        if timed.size:
+            finished[key].append(timed)
+        else:
+            status = record.status if record.status != "ok" else "no timed steps"
+            outcome = RunOutcome(record.run_id, status, record.reason, record.log_file)
+            unfinished.setdefault(key, []).append(outcome)
+        env = {k: record.fingerprint.get(k) for k in COMPARABLE_FIELDS}
+        if record.status != "skipped":
+            envs[json.dumps(env, sort_keys=True, default=str)] = env
+    cells = {k: CellRuns(tuple(v), tuple(unfinished.get(k, ()))) for k, v in finished.items()}
+    return Side(cells, list(envs.values()), str(path), path)
+
+
+def _benchmark_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(path.rglob("*.json"))
+
+
+def _pytest_benchmark_side(path: Path) -> Side:
+    """Each pytest-benchmark JSON file is one process: one run per benchmark."""
+    cells: dict[str, list[np.ndarray]] = {}
+    envs: dict[str, dict[str, Any]] = {}
+    for file in _benchmark_files(path):
+        try:
+            doc = json.loads(file.read_text())
+            benchmarks = doc["benchmarks"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResultFileError(f"{file}: not a pytest-benchmark JSON file ({exc})") from None
+        for bench in benchmarks:
+            per_round = int(bench.get("extra_info", {}).get("steps_per_round", 1))
+            data = bench["stats"].get("data") or [bench["stats"]["median"]]
+            cells.setdefault(bench["fullname"], []).append(np.asarray(data, float) / per_round)
+            fp = bench.get("extra_info", {}).get("fingerprint") or doc.get("machine_info", {})
+            env = (
+                {k: fp.get(k) for k in COMPARABLE_FIELDS}
+                if "tensorflow" in fp
+                else {"cpu": json.dumps(doc.get("machine_info", {}).get("cpu"), default=str)}
+            )
+            envs[json.dumps(env, sort_keys=True, default=str)] = env
+    runs = {k: CellRuns(tuple(v)) for k, v in cells.items()}
+    return Side(runs, list(envs.values()), str(path), path if path.is_dir() else path.parent)
+
+
+def load_side(path: str | Path) -> Side:
+    """A tapebench results directory, or pytest-benchmark JSON (a file, or a directory of
+    them such as ``.benchmarks/``).
+
+    Raises:
+      ResultFileError: the path holds neither, or a file in it is unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ResultFileError(f"{path}: no such file or directory")
+    if path.is_dir() and ResultsLayout(path).runs.is_dir():
+        return _tapebench_side(path)
+    side = _pytest_benchmark_side(path)
+    if not side.cells:
+        raise ResultFileError(
+            f"{path}: neither a tapebench results directory nor pytest-benchmark JSON"
+        )
+    return side
+
+
+def environment_differences(base: Side, cand: Side) -> list[str]:
+    """Comparable fingerprint fields whose values differ between the sides."""
+    fields = set()
+    for a in base.environments:
+        for b in cand.environments:
+            fields |= {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    return sorted(fields)

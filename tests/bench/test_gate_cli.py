@@ -214,25 +214,11 @@ def test_ab_fails_when_every_candidate_run_fails(tmp_path):
     # Every candidate step is slowed far past the time limit: the candidate never
     # finishes a run, and the gate must fail rather than compare nothing.
     summary = tmp_path / "summary.md"
+    tiny = ["--runs", "1", "--model", "tiny", "--steps-per-epoch", "15", "--timeout", "60"]
     result = run_cli(
         tmp_path,
-        "ab",
-        "--baseline",
-        "HEAD",
-        "--runs",
-        "1",
-        "--model",
-        "tiny",
-        "--steps-per-epoch",
-        "15",
-        "--timeout",
-        "60",
-        "--inject-delay-ms",
-        "600000",
-        "-o",
-        str(tmp_path / "ab"),
-        "--summary",
-        str(summary),
+        *["ab", "--baseline", "HEAD", *tiny, "--inject-delay-ms", "600000"],
+        *["-o", str(tmp_path / "ab"), "--summary", str(summary)],
         timeout=600,
     )
     assert result.returncode == 1, result.stderr

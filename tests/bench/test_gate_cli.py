@@ -224,3 +224,16 @@ def test_ab_fails_when_every_candidate_run_fails(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "**candidate failed**: timeout 1/1" in result.stdout
     assert "**Gate: fail**" in summary.read_text()
+
+
+def test_compare_ranks_timed_out_candidate_runs_as_the_slowest(tmp_path):
+    # Two finished candidate runs are too few for a verdict; the three that timed out
+    # count as slower than anything finished, and make it a regression.
+    base = _store(tmp_path / "base", [0.040, 0.041, 0.039, 0.040, 0.0405])
+    cand = _store(tmp_path / "cand", [0.046, 0.047])
+    late = _failed_store(tmp_path / "late", ["timeout"] * 3)
+    for run in (late / "runs").glob("*.json"):
+        run.rename(cand / "runs" / run.name)
+    result = run_cli(tmp_path, "compare", str(base), str(cand))
+    assert result.returncode == 1, result.stdout
+    assert "**regression**" in result.stdout and "3 candidate run(s) timed out" in result.stdout

@@ -31,7 +31,7 @@ def results(tmp_path):
 def test_report_prints_markdown_by_default(tmp_path, results):
     result = run_cli(tmp_path, "report", str(results), timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "| function/float32@cpu | ok | 100 [100–100] |" in result.stdout
+    assert "| function/float32@cpu | ok | 100 [100–100] † |" in result.stdout
     assert (
         "function/mixed_bfloat16@cpu: test accuracy 80.00% is more than 1.0% below" in result.stdout
     )

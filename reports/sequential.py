@@ -87,6 +87,7 @@ def nominal_level(
     return float(np.quantile(smallest, 1 - confidence))
 
 
+@lru_cache(maxsize=1024)
 def critical_value(pairs: int, schedule: LookSchedule, confidence: float = CONFIDENCE) -> float:
     """The multiple of the standard error that bounds the interval after ``pairs`` pairs."""
     return float(sps.t.ppf(1 - nominal_level(schedule, confidence) / 2, pairs - 1))

@@ -92,6 +92,7 @@ def plan_cells(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[s
             profile=getattr(args, "profile", None),
             cluster=tuple(args.cluster) if getattr(args, "cluster", None) else None,
             task_index=getattr(args, "task_index", 0),
+            fork_workers=not args.exec_workers,
         )
         if options.cluster is not None:
             _check_cluster(cells, options.cluster)

@@ -135,6 +135,8 @@ class RunOptions:
         and precision, so reports can show the fraction of peak each variant reaches.
       cluster, task_index: for multi-worker cells spread over machines: every worker's
         HOST:PORT, and this machine's index; only that worker is started here.
+      fork_workers: fork each worker from a zygote that has imported TensorFlow (but run
+        nothing in it) instead of starting ``python -m bench.worker``: seconds less per run.
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -146,6 +148,7 @@ class RunOptions:
     measure_peak: bool = True
     cluster: tuple[str, ...] | None = None
     task_index: int = 0
+    fork_workers: bool = True
 
     def __post_init__(self) -> None:
         if self.cluster is not None:

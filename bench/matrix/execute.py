@@ -28,6 +28,7 @@ from bench.machine.peak_cache import ensure_peaks
 from bench.matrix.cells import Cell, RunOptions
 from bench.matrix.job import Job, SourceTree
 from bench.matrix.jobs import Side, current_record, pending_job, stored_attempts
+from bench.matrix.launcher import Launcher
 from bench.matrix.plan import MatrixError, Plan, Slot, create_plan, read_plan, write_plan
 from bench.matrix.process import RunAssembler
 from bench.matrix.progress import Progress
@@ -72,6 +73,12 @@ class _JobLoop:
         self.stop = stop
         self.written: list[list[RunRecord]] = [[] for _ in sides]
         self.notes: list[str] = []
+        first = sides[0]
+        self.launcher = (
+            Launcher(first.results.logs, first.plan.invocation_id)
+            if first.plan.options.fork_workers
+            else None
+        )
 
     def write(self, k: int, record: RunRecord) -> None:
         """Stores ``record`` with side ``k``'s results."""
@@ -130,7 +137,7 @@ class _JobLoop:
             label = f"{side.name}: {label}" if side.name else label
             progress.run_begin(label, cell.workload.epochs)
             log = side.results.log_path(job.run_id)
-            record = execute_job(job, log, timeout, progress.on_event, self.stop)
+            record = execute_job(job, log, timeout, progress.on_event, self.stop, self.launcher)
             peak = peaks[k].get(f"{cell.variant.device}/{cell.variant.precision}")
             if peak:
                 record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
@@ -183,6 +190,8 @@ def execute_plans(
         plans = [s.plan.with_state("running", peaks=p) for s, p in zip(sides, peaks, strict=True)]
         for side, plan in zip(sides, plans, strict=True):
             write_plan(side.results, plan)
+        if loop.launcher is not None:
+            stack.callback(loop.launcher.close)
         loop.run(todo, peaks, progress)
         return [loop.close(k, plan, stored[k]) for k, plan in enumerate(plans)]
 

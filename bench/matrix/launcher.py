@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,21 +139,21 @@ class Zygote:
 class Launcher:
     """Zygotes by (source tree, environment), started on first use and kept for reuse."""
 
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
+    def __init__(self, log_dir: Path, name: str = "zygote") -> None:
+        self.log_dir, self.name = log_dir, name
         self.zygotes: dict[str, Zygote | None] = {}
 
     def zygote(self, source_root: str, env: dict[str, str]) -> Zygote | None:
         """The zygote for ``source_root`` under ``env``; None where one cannot start."""
         key = json.dumps([source_root, sorted(env.items())])
         if key not in self.zygotes:
-            log = self.log_dir / f"zygote-{len(self.zygotes)}-{int(time.time())}.log"
+            log = self.log_dir / f"{self.name}-zygote{len(self.zygotes)}.log"
             zygote = Zygote(source_root, env, log)
             try:
                 zygote.start()
+                self.zygotes[key] = zygote
             except (OSError, ZygoteError):
-                zygote = None  # fall back to starting each worker with `python -m bench.worker`
-            self.zygotes[key] = zygote
+                self.zygotes[key] = None  # start each worker with `python -m bench.worker`
         return self.zygotes[key]
 
     def close(self) -> None:

@@ -119,6 +119,7 @@ class Plan:
                 "measure_peak": o.measure_peak,
                 "cluster": list(o.cluster) if o.cluster else None,
                 "task_index": o.task_index,
+                "fork_workers": o.fork_workers,
             },
             "slots": [s.to_dict() for s in self.slots],
             "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
@@ -148,6 +149,7 @@ class Plan:
             measure_peak=o.get("measure_peak", True),
             cluster=tuple(o["cluster"]) if o.get("cluster") else None,
             task_index=o.get("task_index", 0),
+            fork_workers=o.get("fork_workers", True),
         )
         sources = {k: DataSource.from_dict(v) for k, v in doc["data_sources"].items()}
         return cls(

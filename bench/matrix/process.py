@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.machine.fingerprint import merge_fingerprint
 from bench.matrix.job import Job
+from bench.matrix.launcher import ForkedWorker, Launcher, ZygoteError
 from reports.schema import EpochRecord, RunRecord, Steps
 
 
@@ -124,37 +125,53 @@ def _child_env(device: str, source_root: Path) -> dict[str, str]:
     return env
 
 
+WorkerProcess = subprocess.Popen[bytes] | ForkedWorker
+
+
 def spawn_worker(
-    job: Job, log_file: Path, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Starts ``python -m bench.worker`` for ``job`` in its own session, output to
-    ``log_file``; returns the process and the read end of its event pipe."""
+    job: Job, log_file: Path, env: dict[str, str] | None = None, launcher: Launcher | None = None
+) -> tuple[WorkerProcess, int]:
+    """Starts the worker for ``job`` in its own session, output to ``log_file``: forked by
+    ``launcher``'s zygote for the job's source tree where it has one, else as ``python -m
+    bench.worker``. Returns the process and the read end of its event pipe."""
     read_fd, write_fd = os.pipe()
     source = job.source.root
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", job.task.to_json(write_fd)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            env={**_child_env(job.cell.variant.device, source), **(env or {})},
-            cwd=source,  # `python -m bench.worker` resolves from here first
-            start_new_session=True,  # the parent decides when a worker stops
-        )
-    os.close(write_fd)
-    return proc, read_fd
+    base = _child_env(job.cell.variant.device, source)
+    zygote = launcher.zygote(str(source), base) if launcher is not None else None
+    try:
+        with open(log_file, "wb") as log:
+            if zygote is not None:
+                with contextlib.suppress(ZygoteError):  # then start it the usual way
+                    task = json.loads(job.task.to_json(write_fd))
+                    pid = zygote.fork(task, env or {}, log.fileno(), write_fd)
+                    return ForkedWorker(pid, zygote), read_fd
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", job.task.to_json(write_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                env={**base, **(env or {})},
+                cwd=source,  # `python -m bench.worker` resolves from here first
+                start_new_session=True,  # the parent decides when a worker stops
+            )
+            return proc, read_fd
+    finally:
+        os.close(write_fd)
 
 
-def signal_worker(proc: subprocess.Popen[bytes], signum: int) -> None:
+def signal_worker(proc: WorkerProcess, signum: int) -> None:
     """Sends ``signum`` to the worker's process group (SIGTERM: stop and send the steps
     finished so far; SIGKILL: stop now)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signum)
 
 
-def reap(proc: subprocess.Popen[bytes]) -> int:
+def reap(proc: WorkerProcess) -> int:
     """Waits for ``proc``; sets its return code; returns its peak RSS in bytes."""
+    if isinstance(proc, ForkedWorker):
+        proc.wait()
+        return proc.maxrss_bytes
     _, wait_status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(wait_status)
     return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)

@@ -16,7 +16,6 @@ import os
 import selectors
 import signal
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.matrix.job import Job
+from bench.matrix.launcher import ForkedWorker, Launcher
 from bench.matrix.multiworker import WorkerGroup, plan_workers
 from bench.matrix.process import (
     RunAssembler,
+    WorkerProcess,
     describe_exit,
     parse_event,
     reap,
@@ -46,7 +47,7 @@ class Worker:
     """One started worker process: its pipe, its log and what it has reported."""
 
     index: int  # in the run's group of workers
-    proc: subprocess.Popen[bytes]
+    proc: WorkerProcess
     fd: int
     log: Path
     assembler: RunAssembler
@@ -69,7 +70,8 @@ class Worker:
     def outcome(self) -> tuple[str, str | None]:
         """The (status, reason) it ended with; ``failed`` and why, if it sent no end.
         Call after :func:`reap`."""
-        return self.assembler.outcome or ("failed", describe_exit(self.proc.returncode, self.log))
+        code = self.proc.returncode
+        return self.assembler.outcome or ("failed", describe_exit(code or 0, self.log))
 
     def summary(self, rss: int) -> dict[str, Any]:
         """What ``info["workers"]`` holds about this worker."""
@@ -185,8 +187,10 @@ def execute_job(
     timeout_s: float | None = None,
     on_event: EventHook | None = None,
     stop: StopRequest | None = None,
+    launcher: Launcher | None = None,
 ) -> RunRecord:
-    """Runs ``job`` in fresh worker processes and returns its record.
+    """Runs ``job`` in fresh worker processes (forked by ``launcher``'s zygotes where it
+    has them) and returns its record.
 
     When ``stop`` is requested (or KeyboardInterrupt arrives, which then requests it), the
     record has status ``interrupted`` with the steps finished so far. A multi-worker run's
@@ -197,13 +201,16 @@ def execute_job(
     group = plan_workers(job, log_file)
     started, t0 = utc_timestamp(), time.monotonic()
     workers = [
-        Worker(w.index, *spawn_worker(job, w.log, w.env), w.log, RunAssembler(job))
+        Worker(w.index, *spawn_worker(job, w.log, w.env, launcher), w.log, RunAssembler(job))
         for w in group.local
     ]
     outcome, culprit = pump(workers, timeout_s, on_event, stop)
     rss = [reap(w.proc) for w in workers]
     status, reason = run_status(outcome, timeout_s, workers, culprit, group)
     chief = workers[0]
+    chief.assembler.info["started_by"] = (
+        "zygote" if isinstance(chief.proc, ForkedWorker) else "python -m bench.worker"
+    )
     if group.multiworker:
         chief.assembler.info["workers"] = [w.summary(r) for w, r in zip(workers, rss, strict=True)]
         chief.assembler.info["cluster"] = list(group.addresses)

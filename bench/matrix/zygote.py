@@ -17,6 +17,7 @@ end); the zygote answers ``{"started": PID}`` and, when that child exits,
 ``{"exited": PID, "status": WAIT_STATUS, "maxrss_kb": N}``.
 """
 
+import contextlib
 import json
 import os
 import select
@@ -48,10 +49,8 @@ def _preload() -> None:
     import importlib
 
     for name in PRELOAD:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
     from tensorflow.python.eager import context
 
     ctx = context.context_safe()
@@ -60,10 +59,8 @@ def _preload() -> None:
 
 
 def _send(sock: socket.socket, message: dict) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the parent is gone; the children finish on their own
         sock.send(json.dumps(message).encode())
-    except OSError:
-        pass  # the parent is gone; the children finish on their own
 
 
 def _child(sock: socket.socket, wake: tuple[int, int], request: dict, fds: list[int]) -> None:
@@ -97,10 +94,8 @@ def _child(sock: socket.socket, wake: tuple[int, int], request: dict, fds: list[
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):
                 stream.flush()
-            except Exception:
-                pass
         os._exit(code)
 
 
@@ -124,11 +119,11 @@ def serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     _send(sock, {"ready": os.getpid()})
     while True:
-        ready, _, _ = select.select([sock, wake[0]], [], [])
+        ready, _, _ = select.select([sock.fileno(), wake[0]], [], [])
         if wake[0] in ready:
             os.read(wake[0], 4096)
             _reap(sock)
-        if sock not in ready:
+        if sock.fileno() not in ready:
             continue
         try:
             data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)

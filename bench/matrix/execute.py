@@ -209,9 +209,14 @@ def run_matrix(
 
     ``sources`` maps each dataset name used by the cells to where its files are.
     """
-    plan = create_plan(cells, repeats, options, sources, argv)
-    results = ResultsDir(options.output_dir).create()
-    write_plan(results, plan)
+    return run_plan(create_plan(cells, repeats, options, sources, argv), stop, stream)
+
+
+def run_plan(
+    plan: Plan, stop: StopRequest | None = None, stream: TextIO | None = None
+) -> MatrixResult:
+    """Stores a new invocation's ``plan`` in ``plan.options.output_dir`` and runs it."""
+    write_plan(ResultsDir(plan.options.output_dir).create(), plan)
     return _execute_one(plan, stop, stream)
 
 

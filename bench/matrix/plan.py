@@ -4,7 +4,9 @@ The plan is written first (``invocations/<id>.json``): its cells, repeats, data 
 and options, and its slots -- one per (cell, repeat), in the interleaved order A B C, A B C,
 ... so machine drift hits every cell alike. In memory it is a frozen :class:`Plan`; on disk
 the manifest document of :data:`MANIFEST_VERSION`, which plans written by earlier versions
-(without the fields added since) also satisfy.
+(without the fields added since) also satisfy. A shard's plan (``run --shard K/N``) holds
+its slice of the slots only, and its ``shard`` names the slice and the whole matrix's plan
+id (:mod:`reports.shards`), so resuming a shard resumes that shard.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any
 from bench.matrix.cells import Cell, RunOptions
 from bench.matrix.store import ResultsDir, new_invocation_id
 from reports.schema import PURPOSES, utc_timestamp
+from reports.shards import MANIFEST_KIND, Shard, plan_id
 from trainloop.datasets import DataSource
 
-MANIFEST_KIND = "tapebench.invocation"
 MANIFEST_VERSION = 1
 STATES = ("planned", "running", "interrupted", "complete")
 
@@ -79,6 +81,7 @@ class Plan:
     updated_at: str | None = None
     peaks: Mapping[str, float] = field(default_factory=dict)
     ab: ABSide | None = None
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -129,6 +132,8 @@ class Plan:
         doc.update({k: v for k, v in optional.items() if v is not None})
         if self.ab is not None:
             doc["ab"] = dataclasses.asdict(self.ab)
+        if self.shard is not None:
+            doc["shard"] = self.shard.to_dict()
         return doc
 
     @classmethod
@@ -165,6 +170,7 @@ class Plan:
             updated_at=doc.get("updated_at"),
             peaks=dict(doc.get("peaks") or {}),
             ab=ABSide(**doc["ab"]) if doc.get("ab") else None,
+            shard=Shard.from_dict(doc["shard"]) if doc.get("shard") else None,
         )
 
 
@@ -175,20 +181,26 @@ def create_plan(
     sources: Mapping[str, DataSource],
     argv: Sequence[str] = (),
     ab: ABSide | None = None,
+    shard: Shard | None = None,
 ) -> Plan:
     """The plan of a new invocation: cells, options and interleaved slots.
 
     With ``options.profile=(first, last)``, every cell also gets one profiling run, after
-    all timing runs, that traces steps ``[first, last)``.
+    all timing runs, that traces steps ``[first, last)``. With ``shard=Shard(k, n)`` the
+    plan holds the k-th of n slices of those slots (:func:`shard_slots`) and its shard
+    names the whole matrix's plan id.
+
+    Raises:
+      ValueError: more shards than slots (a shard would have nothing to run).
     """
-    invocation = new_invocation_id()
+    invocation = new_invocation_id(f"s{shard.index}of{shard.count}" if shard else "")
     slots = [
         Slot(f"{invocation}-c{i:02d}-r{r}", i, r) for r in range(repeats) for i in range(len(cells))
     ]
     if options.profile is not None:
         slots += [Slot(f"{invocation}-c{i:02d}-p", i, 0, "profile") for i in range(len(cells))]
     used = {c.workload.dataset for c in cells}
-    return Plan(
+    plan = Plan(
         invocation_id=invocation,
         cells=tuple(cells),
         repeats=repeats,
@@ -199,6 +211,33 @@ def create_plan(
         argv=tuple(argv),
         ab=ab,
     )
+    return plan if shard is None else _slice(plan, shard)
+
+
+def _slice(plan: Plan, shard: Shard) -> Plan:
+    if shard.count > len(plan.slots):
+        raise ValueError(
+            f"shard {shard}: the plan has {len(plan.slots)} run(s) ({len(plan.cells)} cell(s) "
+            f"x {plan.repeats} repeat(s){', plus profiling' if plan.options.profile else ''}), "
+            f"too few for {shard.count} shards; use at most {len(plan.slots)}"
+        )
+    named = Shard(shard.index, shard.count, plan_id(plan.to_dict(), shard.count))
+    return dataclasses.replace(plan, slots=shard_slots(plan.slots, shard), shard=named)
+
+
+def shard_slots(slots: Sequence[Slot], shard: Shard) -> tuple[Slot, ...]:
+    """The slots ``shard`` runs, in plan order (so still interleaved).
+
+    The slots are dealt to the shards in turn, cell by cell -- each cell's repeats, then
+    the profiling runs -- so shard sizes differ by at most one, and a cell's repeats spread
+    over as many shards as they can: with at least as many repeats as shards, every shard
+    runs every cell, and a difference between machines cannot pass for one between cells.
+    (Dealing in plan order would put all of a cell's repeats on one shard whenever the
+    number of cells is a multiple of the number of shards.)
+    """
+    dealt = sorted(slots, key=lambda s: (s.purpose != "timing", s.cell_index, s.repeat))
+    mine = {s.slot_id for s in dealt[shard.index - 1 :: shard.count]}
+    return tuple(s for s in slots if s.slot_id in mine)
 
 
 def write_plan(results: ResultsDir, plan: Plan) -> None:

@@ -36,9 +36,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def new_invocation_id() -> str:
-    """A sortable, collision-resistant id: UTC time plus 24 random bits."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+def new_invocation_id(tag: str = "") -> str:
+    """A sortable, collision-resistant id: UTC time, then ``tag`` (a shard's ``s2of3``:
+    shards of one plan started in the same second can never share an id), then 24 random
+    bits."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return "-".join(p for p in (stamp, tag, secrets.token_hex(3)) if p)
 
 
 class ResultsDir(ResultsLayout):

@@ -1,4 +1,4 @@
-"""Reading stored runs from results directories."""
+"""Reading stored runs, and the manifests of sharded invocations, from results directories."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reports.frames import Results
-from reports.layout import ResultsLayout, root_of, run_files
+from reports.layout import RUNS, ResultsLayout, root_of, run_files
 from reports.schema import ResultFileError, RunRecord, read_run
+from reports.shards import ShardManifest, read_shard_manifests
 
 
 def _run_files(path: Path) -> list[Path]:
@@ -49,3 +50,18 @@ def load_results(paths: Iterable[str | os.PathLike[str]]) -> Results:
     """:func:`load_records`, as tidy DataFrames (remembering where each run was read)."""
     records, roots = _load(paths)
     return Results.from_records(records, roots)
+
+
+def load_shards(paths: Iterable[str | os.PathLike[str]]) -> list[ShardManifest]:
+    """The manifests of sharded invocations in the results directories that ``paths`` name
+    (a results directory, its ``runs`` folder, or a run file in it).
+
+    Raises:
+      ResultFileError: naming a manifest that is unreadable or malformed.
+    """
+    roots = []
+    for path in map(Path, paths):
+        root = root_of(path) if path.is_file() else path
+        root = root.parent if root.name == RUNS else root
+        roots.append(root)
+    return read_shard_manifests(dict.fromkeys(roots))

@@ -28,8 +28,9 @@ from bench.history.summary import checks_json, checks_markdown, policy_note
 from bench.machine.fingerprint import SOURCE_ROOT
 from bench.matrix.store import write_atomic
 from reports.changepoints import ChangePointPolicy, DetectorMissingError
-from reports.load import load_records
+from reports.load import load_records, load_shards
 from reports.schema import ResultFileError
+from reports.shards import check_shards
 from reports.trend import TrendSeries, trend_html
 
 _ERRORS = (HistoryError, ResultFileError, DetectorMissingError, ValueError)
@@ -61,12 +62,27 @@ def _rows(args: argparse.Namespace) -> list[RunRow]:
     return rows
 
 
+def _check_shards(args: argparse.Namespace, rows: list[RunRow]) -> None:
+    """Refuses the runs of a sharded matrix with a shard missing, unless allowed."""
+    invocations = {row.run["invocation_id"] for row in rows}
+    problems = check_shards(load_shards(args.results), invocations)
+    missing = [p.message for p in problems if p.kind == "missing-shard"]
+    if missing and not args.allow_partial:
+        raise ValueError(
+            "; ".join(missing) + ": add its results too, or pass --allow-partial to add "
+            "an incomplete matrix"
+        )
+    for problem in problems:
+        print(f"{PROG}: warning: {problem.message}", file=sys.stderr)
+
+
 def add_command(args: argparse.Namespace) -> int:
     """``history add``: every timing run of the results directories, once."""
     with _one_line_errors():
         if args.commit:
             args.commit = resolve_commit(args.repo.resolve(), args.commit)
         rows = _rows(args)
+        _check_shards(args, rows)
         with HistoryStore.open(args.db, create=True) as store:
             added = store.add(rows)
             where = store.where
@@ -181,6 +197,12 @@ def register(sub: Any) -> None:
         "(default: this tapebench checkout)",
     )
     add.add_argument("--branch", help="record this branch instead of asking git")
+    add.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="add the shards of a matrix run with `run --shard K/N` even when some are "
+        "missing (refused by default: a missing shard leaves some cells short of runs)",
+    )
     add.add_argument(
         "--commit",
         metavar="REV",

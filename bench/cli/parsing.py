@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from bench.matrix.cells import VariantChoice
+from reports.shards import Shard
 
 N = TypeVar("N", int, float)
 Parser = Callable[[str], N]
@@ -120,3 +121,11 @@ def parse_addresses(text: str) -> list[str]:
     if not addresses or any(not a.rpartition(":")[2].isdigit() for a in addresses):
         raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT,HOST:PORT,...")
     return addresses
+
+
+def parse_shard(text: str) -> Shard:
+    """``K/N``: the K-th of N slices of a matrix, 1 <= K <= N."""
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -11,28 +12,38 @@ from typing import Any
 from bench.cli.errors import PROG, UsageError
 from bench.cli.options import add_command
 from bench.cli.parsing import VARIANT_GRAMMAR, parse_choices, parse_fraction, parse_variant
+from reports.checks import Finding
 from reports.export import FORMATS, console_text, write_table
 from reports.frames import Results
 from reports.html import html_report
-from reports.load import load_results
+from reports.load import load_results, load_shards
 from reports.markdown import timing_markdown
 from reports.report import ReportOptions, build_report
 from reports.schema import ResultFileError
+from reports.shards import ShardProblem, check_shards
+
+
+def _load(args: argparse.Namespace) -> tuple[Results, list[ShardProblem]]:
+    """The selected runs, and the problems of the shards among them."""
+    loaded = load_results(args.results)
+    records = list(loaded.records)
+    if args.invocation:
+        records = [r for r in records if r.invocation_id in args.invocation]
+        if not records:
+            raise ValueError(f"no runs of invocation(s) {', '.join(args.invocation)}")
+    problems = check_shards(load_shards(args.results), {r.invocation_id for r in records})
+    return Results.from_records(records, loaded.roots), problems
 
 
 def report_command(args: argparse.Namespace) -> int:
     """Tables, figures and an HTML report from stored results.
 
     Reads results directories (no TensorFlow needed) and prints the timing tables; writes
-    other formats with --out and one self-contained page with --html.
+    other formats with --out and one self-contained page with --html. The shards of a
+    matrix run with `run --shard K/N` are merged; a missing shard is named in a warning.
     """
     try:
-        loaded = load_results(args.results)
-        records = list(loaded.records)
-        if args.invocation:
-            records = [r for r in records if r.invocation_id in args.invocation]
-            if not records:
-                raise ValueError(f"no runs of invocation(s) {', '.join(args.invocation)}")
+        results, problems = _load(args)
         options = ReportOptions(
             baseline=args.baseline.to_dict(),
             target_accuracy=args.target_accuracy,
@@ -42,7 +53,11 @@ def report_command(args: argparse.Namespace) -> int:
             raise ValueError("--format parquet writes files: add --out DIR")
     except (ResultFileError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    report = build_report(Results.from_records(records, loaded.roots), options)
+    for problem in problems:
+        print(f"{PROG}: warning: {problem.message}", file=sys.stderr)
+    report = build_report(results, options)
+    shard_findings = [Finding(p.kind, p.message) for p in problems]
+    report = dataclasses.replace(report, findings=[*shard_findings, *report.findings])
     if args.out is None:
         text = {"markdown": timing_markdown, "console": console_text}
         for fmt in args.format:

@@ -16,10 +16,7 @@ from bench.cli.options import (
     add_variant_options,
     add_workload_options,
 )
-from bench.cli.parsing import (
-    parse_positive_int,
-    parse_window,
-)
+from bench.cli.parsing import parse_positive_int, parse_shard, parse_window
 from bench.matrix.cells import (
     PRESET_TIMEOUTS,
     PRESETS,
@@ -30,8 +27,9 @@ from bench.matrix.cells import (
     create_variants,
     create_workloads,
 )
-from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_matrix
+from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_plan
 from bench.matrix.job import Job, WorkerTask
+from bench.matrix.plan import create_plan, read_plan
 from bench.matrix.signals import StopRequest, stop_on_signals
 from bench.matrix.workers import execute_job
 from reports.frames import Results
@@ -118,8 +116,13 @@ def _check_cluster(cells: list[Cell], cluster: tuple[str, ...]) -> None:
 
 def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:
     cells, options, sources = plan_cells(args)
+    argv = [PROG, *args.argv]
+    try:
+        plan = create_plan(cells, args.repeats, options, sources, argv, shard=args.shard)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     with stop_on_signals(stop):
-        return run_matrix(cells, options, sources, args.repeats, [PROG, *args.argv], stop)
+        return run_plan(plan, stop)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -164,6 +167,13 @@ def _finish(result: MatrixResult, stop: StopRequest) -> int:
         f"{PROG}: {result.executed} run(s) recorded in {where} (invocation {result.invocation_id})",
         file=sys.stderr,
     )
+    shard = read_plan(result.results, result.invocation_id).shard
+    if shard is not None:
+        print(
+            f"{PROG}: this is shard {shard} of plan {shard.plan_id}; the table above shows "
+            f"this shard only: `{PROG} report` the {shard.count} shards' results together",
+            file=sys.stderr,
+        )
     return 1 if any(r.status == "failed" for r in result.records) else 0
 
 
@@ -233,6 +243,13 @@ def register_run(sub: Any) -> argparse.ArgumentParser:
         metavar="FIRST:LAST",
         help="also run each cell once more, tracing steps FIRST..LAST-1 with the TensorFlow "
         "profiler (traces go to OUTPUT/traces; their timings stay out of the statistics)",
+    )
+    g.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="K/N",
+        help="run only the K-th of N slices of the matrix's runs (the same command with "
+        "1/N ... N/N on N machines covers the matrix; `report` merges their results)",
     )
     g.add_argument(
         "--resume",

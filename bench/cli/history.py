@@ -29,10 +29,12 @@ from bench.machine.fingerprint import SOURCE_ROOT
 from bench.matrix.store import write_atomic
 from reports.changepoints import ChangePointPolicy, DetectorMissingError
 from reports.load import load_records, load_shards
-from reports.schema import ResultFileError
+from reports.schema import ResultFileError, RunRecord
 from reports.shards import check_shards
 from reports.trend import TrendSeries, trend_html
 
+# Each results path given, with the runs read from it.
+Loaded = list[tuple[Path, list[RunRecord]]]
 _ERRORS = (HistoryError, ResultFileError, DetectorMissingError, ValueError)
 
 
@@ -44,12 +46,12 @@ def _one_line_errors() -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def _rows(args: argparse.Namespace) -> list[RunRow]:
-    """The history rows of every timing run in ``args.results``."""
+def _rows(args: argparse.Namespace, loaded: Loaded) -> list[RunRow]:
+    """The history rows of every timing run in ``loaded``."""
     rows, added_at, repo = [], now(), args.repo.resolve()
-    for path in args.results:
+    for path, records in loaded:
         source = str(path.resolve())
-        for record in load_records([path]):
+        for record in records:
             if record.purpose != "timing":
                 continue
             commit = record.fingerprint.get("git_commit") or args.commit
@@ -62,15 +64,15 @@ def _rows(args: argparse.Namespace) -> list[RunRow]:
     return rows
 
 
-def _check_shards(args: argparse.Namespace, rows: list[RunRow]) -> None:
+def _check_shards(args: argparse.Namespace, loaded: Loaded) -> None:
     """Refuses the runs of a sharded matrix with a shard missing, unless allowed."""
-    invocations = {row.run["invocation_id"] for row in rows}
+    invocations = {r.invocation_id for _, records in loaded for r in records}
     problems = check_shards(load_shards(args.results), invocations)
     missing = [p.message for p in problems if p.kind == "missing-shard"]
     if missing and not args.allow_partial:
         raise ValueError(
-            "; ".join(missing) + ": add its results too, or pass --allow-partial to add "
-            "an incomplete matrix"
+            "; ".join(missing) + " -- add the missing shards' results too, or pass "
+            "--allow-partial to add an incomplete matrix"
         )
     for problem in problems:
         print(f"{PROG}: warning: {problem.message}", file=sys.stderr)
@@ -81,8 +83,9 @@ def add_command(args: argparse.Namespace) -> int:
     with _one_line_errors():
         if args.commit:
             args.commit = resolve_commit(args.repo.resolve(), args.commit)
-        rows = _rows(args)
-        _check_shards(args, rows)
+        loaded = [(path, load_records([path])) for path in args.results]
+        _check_shards(args, loaded)
+        rows = _rows(args, loaded)
         with HistoryStore.open(args.db, create=True) as store:
             added = store.add(rows)
             where = store.where

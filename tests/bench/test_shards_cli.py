@@ -25,10 +25,10 @@ CELLS = [Cell(Variant.parse(m), TINY) for m in ("eager", "function", "xla")]
 STEPS = (0.1,) * 60
 
 
-def write_shard(root: Path, k: int, n: int, repeats: int = 2) -> Plan:
+def write_shard(root: Path, k: int, n: int, repeats: int = 2, cells=CELLS, profile=None) -> Plan:
     """A finished shard's results as ``run --shard k/n`` stores them."""
-    options = RunOptions(output_dir=root)
-    plan = create_plan(CELLS, repeats, options, {"synthetic": SYNTHETIC}, shard=Shard(k, n))
+    options = RunOptions(output_dir=root, profile=profile)
+    plan = create_plan(cells, repeats, options, {"synthetic": SYNTHETIC}, shard=Shard(k, n))
     results = ResultsDir(root).create()
     write_plan(results, plan.with_state("complete"))
     for slot in plan.slots:
@@ -36,7 +36,11 @@ def write_shard(root: Path, k: int, n: int, repeats: int = 2) -> Plan:
         cell = plan.cell_of(slot).to_dict()
         results.write_run(
             dataclasses.replace(
-                record, invocation_id=plan.invocation_id, slot_id=slot.slot_id, cell=cell
+                record,
+                invocation_id=plan.invocation_id,
+                slot_id=slot.slot_id,
+                cell=cell,
+                purpose=slot.purpose,
             )
         )
     return plan
@@ -148,3 +152,13 @@ def test_history_add_refuses_a_matrix_with_a_missing_shard_unless_allowed(tmp_pa
     write_shard(tmp_path / "s2", 2, 3)
     code, _, err = cli(capsys, *add, str(tmp_path / "s2"))
     assert code == 0 and "warning" not in err and "2 new run(s) of 6 added" in err, err
+
+
+def test_history_add_counts_a_shard_of_profiling_runs_only_as_present(tmp_path, capsys):
+    # Two cells, one repeat, a profiling run each, four shards: shards 3 and 4 trace only,
+    # and the history stores timing runs only.
+    shards = [write_shard(tmp_path / f"s{k}", k, 4, 1, CELLS[:2], (1, 2)) for k in range(1, 5)]
+    assert {s.purpose for s in shards[2].slots + shards[3].slots} == {"profile"}
+    dirs = [str(tmp_path / f"s{k}") for k in range(1, 5)]
+    code, _, err = cli(capsys, "history", "add", "--db", str(tmp_path / "h.sqlite"), *dirs)
+    assert code == 0 and "warning" not in err and "2 new run(s) of 2 added" in err, err

@@ -30,6 +30,7 @@ MANIFEST_KIND = "tapebench.invocation"
 # The options that change what a plan's runs measure. The others (where results and data
 # are, which task of a cluster this machine is) may differ from machine to machine.
 SHARED_OPTIONS = ("timeout_s", "intra_op_threads", "inter_op_threads", "measure_peak", "cluster")
+MISSING, DUPLICATE = "missing-shard", "duplicate-shard"  # the kinds of ShardProblem
 _SHARD = re.compile(r"(\d+)/(\d+)")
 _PLAN_ID = re.compile(r"[0-9a-f]{12}")
 
@@ -144,7 +145,7 @@ def read_shard_manifests(roots: Iterable[Path]) -> list[ShardManifest]:
 class ShardProblem:
     """A shard of a plan that is missing, or present in several invocations."""
 
-    kind: str  # "missing-shard" or "duplicate-shard"
+    kind: str  # MISSING or DUPLICATE
     shard: Shard
     invocations: tuple[str, ...] = ()
 
@@ -152,7 +153,7 @@ class ShardProblem:
     def message(self) -> str:
         """One line for people."""
         name = f"shard {self.shard} of plan {self.shard.plan_id}"
-        if self.kind == "missing-shard":
+        if self.kind == MISSING:
             return f"{name} is missing: none of its results was read"
         return (
             f"{name} was run by {len(self.invocations)} invocations "
@@ -166,7 +167,7 @@ def _check_agreement(manifests: Sequence[ShardManifest]) -> None:
         if other.shared != first.shared or other.shard.count != first.shard.count:
             raise ResultFileError(
                 f"{other.path} and {first.path} both claim plan {first.shard.plan_id} but "
-                "plan different matrices (cells, repeats or options differ)"
+                "describe different matrices (cells, repeats, options or shard count)"
             )
 
 
@@ -193,7 +194,7 @@ def check_shards(
         for index in range(1, count + 1):
             shard, ids = Shard(index, count, pid), tuple(sorted(by_index.get(index, ())))
             if not ids:
-                problems.append(ShardProblem("missing-shard", shard))
+                problems.append(ShardProblem(MISSING, shard))
             elif len(ids) > 1:
-                problems.append(ShardProblem("duplicate-shard", shard, ids))
+                problems.append(ShardProblem(DUPLICATE, shard, ids))
     return problems

@@ -30,7 +30,7 @@ from bench.matrix.store import write_atomic
 from reports.changepoints import ChangePointPolicy, DetectorMissingError
 from reports.load import load_records, load_shards
 from reports.schema import ResultFileError, RunRecord
-from reports.shards import check_shards
+from reports.shards import MISSING, check_shards
 from reports.trend import TrendSeries, trend_html
 
 # Each results path given, with the runs read from it.
@@ -68,7 +68,7 @@ def _check_shards(args: argparse.Namespace, loaded: Loaded) -> None:
     """Refuses the runs of a sharded matrix with a shard missing, unless allowed."""
     invocations = {r.invocation_id for _, records in loaded for r in records}
     problems = check_shards(load_shards(args.results), invocations)
-    missing = [p.message for p in problems if p.kind == "missing-shard"]
+    missing = [p.message for p in problems if p.kind == MISSING]
     if missing and not args.allow_partial:
         raise ValueError(
             "; ".join(missing) + " -- add the missing shards' results too, or pass "

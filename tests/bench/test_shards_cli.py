@@ -162,3 +162,13 @@ def test_history_add_counts_a_shard_of_profiling_runs_only_as_present(tmp_path, 
     dirs = [str(tmp_path / f"s{k}") for k in range(1, 5)]
     code, _, err = cli(capsys, "history", "add", "--db", str(tmp_path / "h.sqlite"), *dirs)
     assert code == 0 and "warning" not in err and "2 new run(s) of 2 added" in err, err
+
+
+def test_an_unreadable_manifest_is_named(tmp_path, capsys):
+    plan = write_shard(tmp_path / "s1", 1, 2)
+    path = ResultsDir(tmp_path / "s1").manifest_path(plan.invocation_id)
+    path.write_text(path.read_text()[:100])  # truncated
+    code, out, err = cli(capsys, "report", str(tmp_path / "s1"))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"tapebench: error: {path}: unreadable invocation manifest")

@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 KIND = "tapebench.run"
 STATUSES = ("ok", "skipped", "failed", "diverged", "oom", "timeout", "interrupted")
 PURPOSES = ("timing", "profile")  # a profile run captures a trace; its timings are not used
-PHASES = ("first", "warmup", "timed", "partial", "profiled")
+PHASES = ("first", "epoch_first", "warmup", "timed", "partial", "profiled")
 VARIANT_FIELDS = (
     "mode",
     "precision",

@@ -75,16 +75,3 @@ class LoopListener(Protocol):
     def steps_end(self, chunk: StepChunk) -> None: ...
 
     def epoch_end(self, result: EpochResult) -> None: ...
-
-
-def phase(step: int, warmup: int, partial: bool = False, profiled: bool = False) -> str:
-    """The phase of the call starting at run step ``step``: ``first`` (tracing,
-    compilation), ``profiled``, ``partial`` (a smaller last batch), ``warmup`` (steps
-    1..warmup) or ``timed``."""
-    if step == 0:
-        return "first"
-    if profiled:
-        return "profiled"
-    if partial:
-        return "partial"
-    return "warmup" if step <= warmup else "timed"

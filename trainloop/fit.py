@@ -1,170 +1,146 @@
 """The ``fit`` variant: the same model, optimizer, loss and tf.data pipeline, trained by
 Keras ``model.fit`` with its default compile settings -- what most users run.
 
-It is timed like the hand-written loop: a callback takes the time at the end of each
-execution (``steps_per_execution`` steps), after fetching the loss to the host and a
-device sync, so asynchronous dispatch cannot hide work. Keras reports the running mean of
-the loss, which is what the step records hold for fit runs.
+The whole run is one ``fit()`` call (``epochs`` epochs of the plan's steps), so Keras builds
+its iterator and fills the input's shuffle buffer once, as the hand-written loop does. It is
+timed like the loop, by the same :class:`~trainloop.trainer.CallClock`: a callback ends an
+execution's interval (``steps_per_execution`` steps) after fetching the loss to the host and
+a device sync, keeps listener calls and the profiler out of the intervals, and at each
+epoch's end reports the steps and hands the epoch to the loop, which evaluates it out of
+the training time. Keras reports the running mean of the loss over the epoch, which is
+what the step records hold for fit runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from trainloop.events import DivergedError, LoopInfo, LoopListener, StepChunk
-from trainloop.session import Session
-from trainloop.tracing import TraceWindow
-
-if TYPE_CHECKING:
-    from trainloop.loop import TrainingLoop
+from trainloop.events import DivergedError, LoopListener
+from trainloop.trainer import CallClock, EpochTraining, RunSetup
 
 
-class _Timer(keras.callbacks.Callback):
-    """Records the end of every execution, synced."""
+def keras_train_function(model: keras.Model) -> Any:
+    """The ``tf.function`` that ``fit`` calls once per execution, or None before fit has
+    built it. Keras 3 wraps it in a plain Python function (``model.train_function``), so
+    it is taken from that function's closure."""
+    function = getattr(model, "train_function", None)
+    if function is None or hasattr(function, "experimental_get_tracing_count"):
+        return function
+    names = getattr(getattr(function, "__code__", None), "co_freevars", ())
+    cells = dict(zip(names, getattr(function, "__closure__", None) or (), strict=False))
+    cell = cells.get("multi_step_on_iterator")
+    return cell.cell_contents if cell is not None else None
+
+
+class _FitClock(keras.callbacks.Callback):
+    """Times every execution of ``fit`` and ends each epoch."""
 
     def __init__(
         self,
-        sync: Any,
-        progress: Any,
-        trace: TraceWindow | None = None,
-        first_step: int = 0,
-        per_call: int = 1,
+        trainer: FitTrainer,
+        listener: LoopListener,
+        epoch_end: Callable[[EpochTraining], None],
     ) -> None:
         super().__init__()
-        self.sync, self.progress = sync, progress
-        self.trace, self.first_step, self.per_call = trace, first_step, per_call
-        self.ends: list[float] = []
-        self.losses: list[float] = []
-        self._next_progress = 0.0
-        self._marker: Any = None
+        self.trainer, self.listener, self.epoch_end = trainer, listener, epoch_end
+        self.setup = trainer.setup
+        self.clock: CallClock | None = None
+        self.fit_start = time.perf_counter()
+        self.diverged: float | None = None
+        self._marker = contextlib.ExitStack()
 
-    def _steps(self) -> range:
-        """The run steps of the execution in progress."""
-        first = self.first_step + len(self.ends) * self.per_call
-        return range(first, first + self.per_call)
+    def _loop_info(self, first_call_s: float) -> Any:
+        return self.setup.loop_info(
+            first_call_s, self.trainer.tracing_count(), self.trainer.settings
+        )
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        # The first epoch's preparation is fit's own set-up (iterator, callbacks, ...).
+        start = self.fit_start if epoch == 0 else None
+        self.clock = CallClock(self.setup, epoch, self.listener, self._loop_info, start)
+        self.clock.begin()
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        trace = self.trace
-        if trace is None:
-            return
-        steps = self._steps()
-        if not any(trace.covers(s) for s in steps):
-            return
-        if trace.first in steps:
-            trace.before(trace.first)
-        self._marker = trace.step(steps[0])
-        self._marker.__enter__()
+        if self.clock is not None:
+            self.clock.open_trace()
+            self._marker.enter_context(self.clock.marker())
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        clock = self.clock
+        if clock is None:
+            return
         loss = float((logs or {}).get("loss", math.nan))  # a host fetch: waits for the step
-        self.sync()
-        if self._marker is not None:
-            self._marker.__exit__(None, None, None)
-            self._marker = None
-            if self.trace is not None and self.trace.last - 1 in self._steps():
-                self.trace.after(self.trace.last - 1)
-        now = time.perf_counter()
-        self.ends.append(now)
-        self.losses.append(loss)
-        if now >= self._next_progress:
-            self.progress(len(self.ends))
-            self._next_progress = now + 0.5
+        self.setup.session.sync()
+        self._marker.close()
+        clock.end_call(loss)
+        clock.close_trace()
+        last_epoch = clock.epoch == self.setup.plan.epochs_to_run - 1
         if not math.isfinite(loss):
-            self.model.stop_training = True
+            self.diverged = loss
+            self.model.stop_training = True  # at once, as the loop does
+        elif clock.finished and last_epoch:
+            self.model.stop_training = True  # max_steps may end the last epoch early
+        clock.after_call()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        clock = self.clock
+        if clock is None:
+            return
+        clock.report_steps()
+        if self.diverged is None and clock.losses:
+            # Keras' loss is the running mean over the epoch: its last value is the epoch's.
+            self.epoch_end(dataclasses.replace(clock.training(), loss=clock.losses[-1]))
 
 
 class FitTrainer:
-    """Trains epoch by epoch with ``model.fit``."""
+    """Trains the whole run with one ``model.fit`` call."""
 
-    def __init__(self, loop: TrainingLoop, session: Session, dataset: tf.data.Dataset) -> None:
-        self.loop, self.session, self.dataset = loop, session, dataset
-        model = session.model
+    def __init__(self, setup: RunSetup, dataset: tf.data.Dataset) -> None:
+        self.setup, self.dataset = setup, dataset
+        model, plan = setup.session.model, setup.plan
         model.compile(
-            optimizer=session.optimizer,
+            optimizer=setup.session.optimizer,
             loss=keras.losses.CategoricalCrossentropy(),  # the same loss, batch-averaged
-            steps_per_execution=loop.variant.steps_per_call,
+            steps_per_execution=plan.steps_per_call,
         )
         self.settings = {
             "fit_jit_compile": bool(getattr(model, "jit_compile", False)),
-            "fit_steps_per_execution": loop.variant.steps_per_call,
+            "fit_steps_per_execution": plan.steps_per_call,
         }
 
     def tracing_count(self) -> int | None:
-        function = getattr(self.session.model, "train_function", None)
+        """How often fit's compiled train function has been traced (None before fit)."""
+        function = keras_train_function(self.setup.session.model)
         counter = getattr(function, "experimental_get_tracing_count", None)
         return int(counter()) if counter else None
 
-    def epoch(
-        self, epoch: int, listener: LoopListener, describe: dict[str, Any]
-    ) -> tuple[float, int, float]:
-        """One epoch of ``model.fit``; returns (seconds, examples, mean loss)."""
-        loop, w = self.loop, self.loop.workload
-        n = loop.steps_in_epoch(epoch)
-        per_call = loop.variant.steps_per_call
-        timer = _Timer(
-            self.session.sync,
-            lambda calls: listener.progress(epoch, min(calls * per_call, n), n),
-            loop.trace,
-            epoch * loop.steps_per_epoch,
-            per_call,
-        )
-        start = time.perf_counter()
+    def train(self, listener: LoopListener, epoch_end: Callable[[EpochTraining], None]) -> None:
+        """Runs the plan's epochs in one ``fit``; see :class:`~trainloop.trainer.Trainer`."""
+        plan = self.setup.plan
+        callback = _FitClock(self, listener, epoch_end)
         try:
-            self.session.model.fit(
+            self.setup.session.model.fit(
                 self.dataset,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                steps_per_epoch=n,
+                epochs=plan.epochs_to_run,
+                steps_per_epoch=plan.steps_per_epoch,
                 verbose=0,
-                callbacks=[timer],
+                callbacks=[callback],
                 shuffle=False,  # the pipeline shuffles already
             )
         finally:
-            self._report(epoch, start, timer, n, listener, describe)
-        if timer.losses and not math.isfinite(timer.losses[-1]):
-            raise DivergedError(f"loss became {timer.losses[-1]} at epoch {epoch}")
-        return (
-            (timer.ends[-1] if timer.ends else time.perf_counter()) - start,
-            n * w.batch_size,
-            timer.losses[-1] if timer.losses else math.nan,
-        )
-
-    def _report(
-        self,
-        epoch: int,
-        start: float,
-        timer: _Timer,
-        n: int,
-        listener: LoopListener,
-        describe: dict[str, Any],
-    ) -> None:
-        loop = self.loop
-        per_call = loop.variant.steps_per_call
-        calls = [min(per_call, n - i) for i in range(0, n, per_call)][: len(timer.ends)]
-        edges = [start, *timer.ends]
-        seconds = tuple((edges[i + 1] - edges[i]) / k for i, k in enumerate(calls))
-        run_step = epoch * loop.steps_per_epoch
-        if run_step == 0 and timer.ends:
-            listener.loop_begin(
-                LoopInfo(
-                    first_step_s=timer.ends[0] - start,
-                    tracing_count_after_first=self.tracing_count(),
-                    **{**describe, "extra": self.settings},
-                )
+            if callback.clock is not None:
+                callback.clock.report_steps()  # an error mid-epoch: its steps so far
+        if callback.diverged is not None and callback.clock is not None:
+            clock = callback.clock
+            step = clock.first_step + clock.steps_done - 1
+            raise DivergedError(
+                f"loss became {callback.diverged} at epoch {clock.epoch} step {step}"
             )
-        listener.steps_end(
-            StepChunk(
-                epoch,
-                run_step,
-                seconds,
-                tuple(timer.losses),
-                loop.phases(run_step, calls, False),
-                tuple(None for _ in calls),
-                per_call,
-            )
-        )

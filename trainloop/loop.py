@@ -6,9 +6,13 @@ Timing rules (see README, "How tapebench measures"):
   loss followed by a device sync, so it includes taking the next batch; the time until the
   batch is in hand is recorded separately as input time;
 * a call runs ``steps_per_call`` steps; its sample is stored per step (time / steps);
-* the first call (tracing, XLA compilation) is phase ``first``; calls within the next
-  ``warmup_steps`` steps are ``warmup``; a smaller last batch is ``partial``; steps traced
-  by the profiler are ``profiled``; all others are ``timed``;
+* per-epoch work (the feed's epoch start), listener calls and the profiler's start and
+  export fall in no interval (:class:`~trainloop.trainer.CallClock`);
+* the first call (tracing, XLA compilation) is phase ``first``; every later epoch's first
+  call is ``epoch_first`` (a new pass of the input stream starts there); calls within the
+  next ``warmup_steps`` steps are ``warmup``; a smaller last batch is ``partial``; steps
+  traced by the profiler are ``profiled``; all others are ``timed``
+  (:class:`~trainloop.plan.StepPlan`);
 * evaluation is timed separately, and its tracing is done (and timed) before training;
 * the tracing count of the called function is read after the first call and each epoch.
 
@@ -18,7 +22,6 @@ The loop knows nothing about files or benchmarks: it reports to a :class:`LoopLi
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -30,37 +33,23 @@ from trainloop import inputs
 from trainloop.config import Variant, Workload
 from trainloop.datasets import ArrayData
 from trainloop.devices import device_peak_bytes, process_rss_bytes, reset_device_peak
-from trainloop.events import (
-    DivergedError,
-    EpochResult,
-    LoopInfo,
-    LoopListener,
-    StepChunk,
-    phase,
-)
+from trainloop.events import DivergedError, EpochResult, LoopListener
 from trainloop.feeds import Feed, create_feed
 from trainloop.flops import analytic_flops_per_step, profiler_flops_per_step
+from trainloop.plan import StepPlan
 from trainloop.session import Session, open_session
 from trainloop.step import tracing_count
 from trainloop.tracing import TraceWindow
+from trainloop.trainer import CallClock, EpochTraining, RunSetup, Trainer
 
 __all__ = ["DivergedError", "TrainingLoop"]
-PROGRESS_INTERVAL_S = 0.5
-_UNMARKED = contextlib.nullcontext()
 
-
-def _busy_wait(start: float, seconds: float) -> float:
-    """Spins until ``seconds`` after ``start`` (a sleep could oversleep); returns the end."""
-    end = start + seconds
-    now = time.perf_counter()
-    while now < end:
-        now = time.perf_counter()
-    return now
+Evaluation = tuple[float, int, int, float]  # mean loss, correct, examples, seconds
 
 
 def _evaluate(
     eval_step: Callable[..., Any], dataset: tf.data.Dataset, sync: Callable[[], None]
-) -> tuple[float, int, int, float]:
+) -> Evaluation:
     """Returns (mean loss, correct, examples, seconds) over ``dataset``."""
     start = time.perf_counter()
     loss_sum, correct, count = tf.constant(0.0), tf.constant(0), 0
@@ -72,6 +61,38 @@ def _evaluate(
     loss_value, correct_value = float(loss_sum), int(correct)
     sync()
     return loss_value / max(count, 1), correct_value, count, time.perf_counter() - start
+
+
+def create_plan(
+    variant: Variant,
+    workload: Workload,
+    examples: int,
+    max_steps: int | None = None,
+    trace: TraceWindow | None = None,
+) -> StepPlan:
+    """The calls of every epoch of ``variant`` training ``workload`` on ``examples``."""
+    w, k = workload, variant.steps_per_call
+    full = inputs.steps_per_epoch(examples, w.batch_size, w.drop_remainder)
+    n = min(full, w.steps_per_epoch or full)
+    whole = variant.mode == "fit"  # Keras runs whole executions of k steps
+    # The last batch of a pass is smaller when the remainder is kept; it ends an epoch only
+    # when epochs are full passes (and, for fit, a whole number of executions).
+    partial = (
+        not w.drop_remainder
+        and n == full
+        and examples % w.batch_size != 0
+        and (not whole or n % k == 0)
+    )
+    return StepPlan(
+        steps_per_epoch=n,
+        epochs=w.epochs,
+        steps_per_call=k,
+        warmup_steps=w.warmup_steps,
+        partial_last=partial,
+        max_steps=max_steps,
+        whole_calls=whole,
+        profiled=range(trace.first, trace.last) if trace is not None else range(0),
+    )
 
 
 class TrainingLoop:
@@ -92,7 +113,7 @@ class TrainingLoop:
             known slowdown for validating regression checks. Reported in LoopInfo.
           trace: a window of steps to capture with the profiler; those steps are phase
             ``profiled``. Starting the profiler and exporting the trace are kept out of
-            every interval (not out of the epoch time).
+            every interval and out of the epoch time.
           max_steps: stop training after this many steps (over all epochs).
 
         Raises:
@@ -107,22 +128,8 @@ class TrainingLoop:
         if reason:
             raise ValueError(f"{variant.name}: {reason}")
         self.variant, self.workload, self.data = variant, workload, data
-        self.inject_delay_s, self.trace, self.max_steps = inject_delay_s, trace, max_steps
-        w = workload
-        full = inputs.steps_per_epoch(len(data.x_train), w.batch_size, w.drop_remainder)
-        self.steps_per_epoch = min(full, w.steps_per_epoch or full)
-        # The last batch of a full pass is smaller when the remainder is kept.
-        self._partial_last = (
-            not w.drop_remainder
-            and self.steps_per_epoch == full
-            and len(data.x_train) % w.batch_size != 0
-        )
-
-    def steps_in_epoch(self, epoch: int) -> int:
-        """Steps epoch ``epoch`` runs (fewer when ``max_steps`` ends the run in it)."""
-        if self.max_steps is None:
-            return self.steps_per_epoch
-        return max(0, min(self.steps_per_epoch, self.max_steps - epoch * self.steps_per_epoch))
+        self.inject_delay_s, self.trace = inject_delay_s, trace
+        self.plan = create_plan(variant, workload, len(data.x_train), max_steps, trace)
 
     def run(self, listener: LoopListener) -> None:
         """Trains for ``workload.epochs`` epochs, reporting to ``listener``.
@@ -136,45 +143,54 @@ class TrainingLoop:
             # The stream keeps a partial batch only where an epoch ends with it: with capped
             # epochs it would otherwise surface mid-epoch, a smaller batch timed as a full one.
             train_ds = inputs.create_train_dataset(
-                self.data, w.batch_size, w.seed, drop_remainder=not self._partial_last
+                self.data, w.batch_size, w.seed, drop_remainder=not self.plan.partial_last
             )
             eval_ds = (
                 inputs.create_eval_dataset(self.data, w.batch_size, w.eval_examples)
                 if w.eval_examples != 0
                 else None
             )
-            describe = dict(
-                session.describe(),
-                eval_first_call_s=self._trace_eval(session, eval_ds),
-                steps_per_epoch=self.steps_per_epoch,
-                injected_delay_s=self.inject_delay_s,
-                flops_per_step=analytic_flops_per_step(session.model, w.batch_size),
-                flops_per_step_profiler=profiler_flops_per_step(
-                    session.train_step_fn, w.batch_size, self.data.num_classes
-                ),
-            )
-            trainer = self.trainer(session, train_ds)
-            for epoch in range(w.epochs):
-                if not self.steps_in_epoch(epoch):
-                    break
-                reset_device_peak(v.device)
-                train_s, examples, train_loss = trainer.epoch(epoch, listener, describe)
-                evaluated = _evaluate(session.eval_step, eval_ds, session.sync) if eval_ds else None
-                listener.epoch_end(
-                    self._epoch_result(
-                        epoch, train_s, examples, train_loss, evaluated, trainer.tracing_count()
-                    )
-                )
+            trainer = self.create_trainer(self.setup(session, eval_ds), train_ds)
 
-    def trainer(self, session: Session, train_ds: tf.data.Dataset) -> Any:
-        """What runs an epoch for this variant: Keras fit, or timed calls through a feed.
-        Both have ``epoch(epoch, listener, describe)`` and ``tracing_count()``."""
+            def epoch_end(training: EpochTraining) -> None:
+                evaluated = _evaluate(session.eval_step, eval_ds, session.sync) if eval_ds else None
+                listener.epoch_end(self._epoch_result(training, evaluated, trainer.tracing_count()))
+                reset_device_peak(v.device)
+
+            reset_device_peak(v.device)
+            trainer.train(listener, epoch_end)
+
+    def setup(self, session: Session, eval_ds: tf.data.Dataset | None = None) -> RunSetup:
+        """What the trainer is given; traces the evaluation step (timed) on ``eval_ds``."""
+        w = self.workload
+        describe = dict(
+            session.describe(),
+            eval_first_call_s=self._trace_eval(session, eval_ds),
+            steps_per_epoch=self.plan.epoch_steps,
+            injected_delay_s=self.inject_delay_s,
+            flops_per_step=analytic_flops_per_step(session.model, w.batch_size),
+            flops_per_step_profiler=profiler_flops_per_step(
+                session.train_step_fn, w.batch_size, self.data.num_classes
+            ),
+        )
+        return RunSetup(
+            plan=self.plan,
+            session=session,
+            batch_size=w.batch_size,
+            last_batch=len(self.data.x_train) % w.batch_size or w.batch_size,
+            describe=describe,
+            inject_delay_s=self.inject_delay_s,
+            trace=self.trace,
+        )
+
+    def create_trainer(self, setup: RunSetup, train_ds: tf.data.Dataset) -> Trainer:
+        """Keras fit for ``fit`` variants, else timed calls through the variant's feed."""
         if self.variant.mode == "fit":
             from trainloop.fit import FitTrainer
 
-            return FitTrainer(self, session, train_ds)
-        feed = create_feed(session, self.variant, self.workload, self.data, train_ds)
-        return _FeedTrainer(self, session, feed)
+            return FitTrainer(setup, train_ds)
+        feed = create_feed(setup.session, self.variant, self.workload, self.data, train_ds)
+        return FeedTrainer(setup, feed)
 
     def _trace_eval(self, session: Session, eval_ds: tf.data.Dataset | None) -> float | None:
         """Calls the eval step once per distinct batch shape, so that tracing (and XLA
@@ -189,35 +205,8 @@ class TrainingLoop:
         session.sync()
         return time.perf_counter() - start
 
-    def mark(self, step: int) -> contextlib.AbstractContextManager[Any]:
-        """The profiler's step marker for traced steps; a shared no-op otherwise."""
-        trace = self.trace
-        return trace.step(step) if trace is not None and trace.covers(step) else _UNMARKED
-
-    def phases(self, first: int, calls: list[int], partial_last: bool) -> tuple[str, ...]:
-        """Phases of consecutive calls of ``calls[i]`` steps starting at run step ``first``."""
-        out, step = [], first
-        trace = self.trace
-        for i, n in enumerate(calls):
-            out.append(
-                phase(
-                    step,
-                    self.workload.warmup_steps,
-                    partial_last and i == len(calls) - 1,
-                    trace is not None and trace.covers(step),
-                )
-            )
-            step += n
-        return tuple(out)
-
     def _epoch_result(
-        self,
-        epoch: int,
-        train_s: float,
-        examples: int,
-        train_loss: float,
-        evaluated: tuple[float, int, int, float] | None,
-        traces: int | None,
+        self, training: EpochTraining, evaluated: Evaluation | None, traces: int | None
     ) -> EpochResult:
         test_loss = accuracy = eval_s = None
         count = 0
@@ -225,10 +214,10 @@ class TrainingLoop:
             test_loss, correct, count, eval_s = evaluated
             accuracy = correct / count if self.data.labels_meaningful and count else None
         return EpochResult(
-            epoch=epoch,
-            train_seconds=train_s,
-            train_examples=examples,
-            train_loss=train_loss,
+            epoch=training.epoch,
+            train_seconds=training.seconds,
+            train_examples=training.examples,
+            train_loss=training.loss,
             eval_seconds=eval_s,
             eval_examples=count,
             test_loss=test_loss,
@@ -239,85 +228,44 @@ class TrainingLoop:
         )
 
 
-class _FeedTrainer:
-    """Runs an epoch as timed calls through a feed."""
+class FeedTrainer:
+    """Runs every epoch as timed calls through a feed."""
 
-    def __init__(self, loop: TrainingLoop, session: Session, feed: Feed) -> None:
-        self.loop, self.session, self.feed = loop, session, feed
+    def __init__(self, setup: RunSetup, feed: Feed) -> None:
+        self.setup, self.feed = setup, feed
 
     def tracing_count(self) -> int | None:
+        """How often the feed's called function has been traced (None when eager)."""
         return tracing_count(self.feed.traced)
 
-    def _calls(self, n: int) -> list[int]:
-        per_call = self.loop.variant.steps_per_call
-        return [min(per_call, n - i) for i in range(0, n, per_call)]
+    def train(self, listener: LoopListener, epoch_end: Callable[[EpochTraining], None]) -> None:
+        """Runs the plan's epochs; see :class:`~trainloop.trainer.Trainer`."""
+        for epoch in range(self.setup.plan.epochs_to_run):
+            epoch_end(self.epoch(epoch, listener))
 
-    def epoch(
-        self, epoch: int, listener: LoopListener, describe: dict[str, Any]
-    ) -> tuple[float, int, float]:
-        """Runs one epoch's calls; returns (seconds, examples, mean loss)."""
-        loop, feed, sync = self.loop, self.feed, self.session.sync
-        w, delay, trace = loop.workload, loop.inject_delay_s, loop.trace
+    def epoch(self, epoch: int, listener: LoopListener) -> EpochTraining:
+        """Runs one epoch's calls."""
+        feed, sync = self.feed, self.setup.session.sync
         reads_input = feed.fetch_reads_input
-        n = loop.steps_in_epoch(epoch)
-        run_step = epoch * loop.steps_per_epoch  # the run step of this epoch's first step
-        partial_last = loop._partial_last and n == loop.steps_per_epoch
-        calls = self._calls(n)
-        seconds: list[float] = []
-        inputs_s: list[float | None] = []
-        losses: list[float] = []
-        next_progress, done = 0.0, 0
-        start = t_prev = time.perf_counter()
-        feed.start_epoch(epoch)  # shuffling is part of the epoch (and of its first call)
+        clock = CallClock(
+            self.setup, epoch, listener, lambda s: self.setup.loop_info(s, self.tracing_count())
+        )
+        feed.start_epoch(epoch)  # the epoch's preparation: in its time, in no step
+        clock.begin()
         try:
-            for k in calls:
-                if trace is not None and trace.first == run_step + done:
-                    trace.before(run_step + done)  # starting the profiler is not a step
-                    t_prev = time.perf_counter()
-                args = feed.fetch(done, k)
-                t_input = time.perf_counter()
-                with loop.mark(run_step + done):
+            for k in clock.calls:
+                clock.open_trace()
+                args = feed.fetch(clock.steps_done, k)
+                clock.input_ready()
+                with clock.marker():
                     loss = float(feed.run(args))
                     sync()
-                t = time.perf_counter()
-                if delay:
-                    t = _busy_wait(t, delay * k)
-                seconds.append((t - t_prev) / k)
-                inputs_s.append((t_input - t_prev) / k if reads_input else None)
-                losses.append(loss)
-                t_prev = t
-                if run_step + done == 0:
-                    listener.loop_begin(
-                        LoopInfo(
-                            first_step_s=t - start,
-                            tracing_count_after_first=tracing_count(feed.traced),
-                            **describe,
-                        )
-                    )
-                done += k
-                if trace is not None and trace.last - 1 in range(
-                    run_step + done - k, run_step + done
-                ):
-                    trace.after(trace.last - 1)  # exporting the trace is not a step
-                    t_prev = time.perf_counter()
+                clock.end_call(loss, reads_input)
+                clock.close_trace()
                 if not math.isfinite(loss):
-                    raise DivergedError(f"loss became {loss} at epoch {epoch} step {done - 1}")
-                if t >= next_progress:
-                    listener.progress(epoch, done, n)
-                    next_progress = t + PROGRESS_INTERVAL_S
+                    step = clock.first_step + clock.steps_done - 1
+                    raise DivergedError(f"loss became {loss} at epoch {epoch} step {step}")
+                clock.after_call()
         finally:
-            listener.steps_end(
-                StepChunk(
-                    epoch,
-                    run_step,
-                    tuple(seconds),
-                    tuple(losses),
-                    loop.phases(run_step, calls[: len(seconds)], partial_last),
-                    tuple(inputs_s),
-                    loop.variant.steps_per_call,
-                )
-            )
-        examples = (n - 1) * w.batch_size + (
-            len(loop.data.x_train) % w.batch_size if partial_last else w.batch_size
-        )
-        return t_prev - start, examples, sum(losses) / len(losses)
+            clock.report_steps()
+        return clock.training()

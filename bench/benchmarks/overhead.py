@@ -29,8 +29,9 @@ import tensorflow as tf
 from reports import stats
 from trainloop.config import Variant, Workload
 from trainloop.datasets import synthetic_arrays
+from trainloop.feeds import create_feed
 from trainloop.inputs import create_train_dataset
-from trainloop.loop import TrainingLoop
+from trainloop.loop import FeedTrainer, TrainingLoop
 from trainloop.session import open_session
 
 
@@ -80,7 +81,7 @@ def _blocks(
 
     def timed(epoch: int) -> float:
         start = time.perf_counter()
-        trainer.epoch(epoch, _Quiet(), describe)
+        trainer.epoch(epoch, _Quiet())
         return time.perf_counter() - start
 
     ratios = []
@@ -116,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     loop = TrainingLoop(variant, workload, data)
     with open_session(variant, workload, data.num_classes) as session:
         dataset = create_train_dataset(data, workload.batch_size, workload.seed, True)
-        trainer = loop.trainer(session, dataset)
-        describe = dict(session.describe(), eval_first_call_s=None, steps_per_epoch=args.steps)
-        trainer.epoch(0, _Quiet(), describe)  # tracing and warm-up, not measured
+        feed = create_feed(session, variant, workload, data, dataset)
+        trainer = FeedTrainer(loop.setup(session), feed)
+        describe: dict[str, Any] = {}
+        trainer.epoch(0, _Quiet())  # tracing and warm-up, not measured
         start = time.perf_counter()
         ratios = _blocks(trainer, trainer.feed, session.sync, describe, args.steps, args.pairs)
         step_s = (time.perf_counter() - start) / (2 * args.pairs * args.steps)
@@ -134,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         n = 2000
         null = _NullFeed(tf.constant(1.0))
         null_loop = TrainingLoop(variant, workload.replace(steps_per_epoch=n), data)
-        null_trainer = null_loop.trainer(session, dataset)
-        null_trainer.feed = null
+        null_trainer = FeedTrainer(null_loop.setup(session), null)  # type: ignore[arg-type]
         ratios_null = _blocks(null_trainer, null, session.sync, describe, n, 10)
         # the same null steps, untimed: what the bare loop costs per step
         bare = time.perf_counter()

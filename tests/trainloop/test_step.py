@@ -148,3 +148,62 @@ def test_every_variant_lowers_the_loss(learnable, mode, precision):
     ).losses
     assert np.isfinite(losses).all()
     assert losses[-4:].mean() < 0.5 * losses[:4].mean()
+
+
+def _applied_gradients(optimizer, variables):
+    """The gradients Adam applied in its first step: its first moments start at zero and
+    become (1 - beta_1) * gradient."""
+    slots = {v.path.split("/", 1)[1]: v for v in optimizer.variables}
+    beta_1 = optimizer.beta_1
+    return [
+        np.asarray(slots[v.path.replace("/", "_") + "_momentum"]) / (1 - beta_1) for v in variables
+    ]
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_mixed_float16_scales_the_loss_in_the_tape_and_applies_unscaled_gradients(learnable, mode):
+    # Adam is invariant to a constant factor on its gradients, so a loss that goes down
+    # cannot show a scaling bug. Instead, after one step from the same weights as a float32
+    # copy of the model: the gradients apply_gradients received must be the loss scale times
+    # the float32 gradient (the tape saw the scaled loss), and the gradients Adam applied
+    # must be the float32 gradient itself (unscaled once). Dropping scale_loss, or applying
+    # it twice, moves one or the other by a factor of 2**15.
+    x, y = (
+        tf.constant(a)
+        for a in inputs.to_model_arrays(learnable.x_train[:32], learnable.y_train[:32], 10)
+    )
+    loss_fn = keras.losses.CategoricalCrossentropy(reduction=None)
+    keras.utils.set_random_seed(0)
+    with precision_policy("mixed_float16"):
+        model = create_model("tiny")
+        optimizer = create_optimizer(1e-3, 1, "mixed_float16")
+        optimizer.build(model.trainable_variables)
+    reference = create_model("tiny")
+    reference.set_weights(model.get_weights())
+    with tf.GradientTape() as tape:
+        loss = tf.nn.compute_average_loss(loss_fn(y, reference(x, training=True)))
+    expected = [np.asarray(g) for g in tape.gradient(loss, reference.trainable_variables)]
+
+    received = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
+    apply_gradients = optimizer.apply_gradients
+
+    def spy(grads_and_vars):
+        pairs = list(grads_and_vars)
+        for slot, (grad, _) in zip(received, pairs, strict=True):
+            slot.assign(grad)
+        return apply_gradients(pairs)
+
+    optimizer.apply_gradients = spy
+    scale = float(optimizer.dynamic_scale)
+    with precision_policy("mixed_float16"):
+        step = wrap_step(
+            create_train_step(model, loss_fn, optimizer), mode, inputs.input_signature(10)
+        )
+        step(x, y)
+    assert scale == 2.0**15 and int(optimizer.iterations) == 1  # a finite step, applied
+    applied = _applied_gradients(optimizer.inner_optimizer, model.trainable_variables)
+    for want, sent, got in zip(expected, received, applied, strict=True):
+        # float16 arithmetic: a few parts in a thousand, relative to the largest entry
+        atol = 0.02 * np.abs(want).max()
+        np.testing.assert_allclose(np.asarray(sent) / scale, want, rtol=0.02, atol=atol)
+        np.testing.assert_allclose(got, want, rtol=0.02, atol=atol)

@@ -107,7 +107,13 @@ def _benchmark_files(path: Path) -> list[Path]:
 
 
 def _pytest_benchmark_side(path: Path) -> Side:
-    """Each pytest-benchmark JSON file is one process: one run per benchmark."""
+    """Each pytest-benchmark JSON file is one process: one run per benchmark.
+
+    pytest-benchmark stores each round's time divided by its ``iterations``; a round ran
+    ``extra_info["steps_per_round"]`` training steps (1 if absent), so a sample's time per
+    step is ``sample * iterations / steps_per_round`` -- the same whether one iteration was
+    one step (this suite) or the whole round (files saved before it counted steps).
+    """
     cells: dict[str, list[np.ndarray]] = {}
     envs: dict[str, dict[str, Any]] = {}
     for file in _benchmark_files(path):
@@ -118,8 +124,10 @@ def _pytest_benchmark_side(path: Path) -> Side:
             raise ResultFileError(f"{file}: not a pytest-benchmark JSON file ({exc})") from None
         for bench in benchmarks:
             per_round = int(bench.get("extra_info", {}).get("steps_per_round", 1))
+            iterations = int(bench["stats"].get("iterations", 1))
             data = bench["stats"].get("data") or [bench["stats"]["median"]]
-            cells.setdefault(bench["fullname"], []).append(np.asarray(data, float) / per_round)
+            per_step = np.asarray(data, float) * iterations / per_round
+            cells.setdefault(bench["fullname"], []).append(per_step)
             fp = bench.get("extra_info", {}).get("fingerprint") or doc.get("machine_info", {})
             env = (
                 {k: fp.get(k) for k in COMPARABLE_FIELDS}

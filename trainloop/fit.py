@@ -40,6 +40,18 @@ def keras_train_function(model: keras.Model) -> Any:
     return cell.cell_contents if cell is not None else None
 
 
+def compile_for_fit(
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, steps_per_execution: int
+) -> None:
+    """Compiles ``model`` as the fit variant trains it: the session's optimizer, the same
+    (batch-averaged) loss, Keras' defaults for everything else."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(),
+        steps_per_execution=steps_per_execution,
+    )
+
+
 class _FitClock(keras.callbacks.Callback):
     """Times every execution of ``fit`` and ends each epoch."""
 
@@ -106,11 +118,7 @@ class FitTrainer:
     def __init__(self, setup: RunSetup, dataset: tf.data.Dataset) -> None:
         self.setup, self.dataset = setup, dataset
         model, plan = setup.session.model, setup.plan
-        model.compile(
-            optimizer=setup.session.optimizer,
-            loss=keras.losses.CategoricalCrossentropy(),  # the same loss, batch-averaged
-            steps_per_execution=plan.steps_per_call,
-        )
+        compile_for_fit(model, setup.session.optimizer, plan.steps_per_call)
         self.settings = {
             "fit_jit_compile": bool(getattr(model, "jit_compile", False)),
             "fit_steps_per_execution": plan.steps_per_call,

@@ -142,7 +142,7 @@ class StagedFeed(Feed):
         def staged_step(index: tf.Tensor) -> tf.Tensor:
             return step(tf.gather(self.x, index), tf.gather(self.y, index))
 
-        signature = (tf.TensorSpec([None], tf.int32, name="index"),)
+        signature = (tf.TensorSpec([session.batch_dim], tf.int32, name="index"),)
         self._step = wrap_step(staged_step, session.variant.mode, signature)
         self.batches: list[tf.Tensor] = []
 

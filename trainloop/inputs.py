@@ -24,11 +24,13 @@ def to_model_arrays(
     return x, y
 
 
-def input_signature(num_classes: int) -> tuple[tf.TensorSpec, tf.TensorSpec]:
-    """The step's input specs, with an unknown batch dimension."""
+def input_signature(
+    num_classes: int, batch_size: int | None = None
+) -> tuple[tf.TensorSpec, tf.TensorSpec]:
+    """The step's input specs; the batch dimension is unknown when ``batch_size`` is None."""
     return (
-        tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images"),
-        tf.TensorSpec([None, num_classes], tf.float32, name="labels"),
+        tf.TensorSpec([batch_size, 28, 28, 1], tf.float32, name="images"),
+        tf.TensorSpec([batch_size, num_classes], tf.float32, name="labels"),
     )
 
 

@@ -139,11 +139,12 @@ class TrainingLoop:
           trainloop.devices.DeviceUnavailableError: the variant's device is not visible.
         """
         v, w = self.variant, self.workload
-        with open_session(v, w, self.data.num_classes) as session:
+        partial = self.plan.partial_last
+        with open_session(v, w, self.data.num_classes, partial_batches=partial) as session:
             # The stream keeps a partial batch only where an epoch ends with it: with capped
             # epochs it would otherwise surface mid-epoch, a smaller batch timed as a full one.
             train_ds = inputs.create_train_dataset(
-                self.data, w.batch_size, w.seed, drop_remainder=not self.plan.partial_last
+                self.data, w.batch_size, w.seed, drop_remainder=not partial
             )
             eval_ds = (
                 inputs.create_eval_dataset(self.data, w.batch_size, w.eval_examples)

@@ -88,8 +88,9 @@ def create_eval_step(model: keras.Model) -> StepFn:
 def wrap_step(fn: StepFn, mode: str, input_signature: Sequence[tf.TensorSpec]) -> StepFn:
     """Wraps ``fn`` for execution ``mode`` (``eager``, ``function`` or ``xla``).
 
-    Compiled modes get an input signature with an unknown batch dimension, so a partial
-    batch does not retrace (XLA still compiles a new executable for each new shape).
+    Compiled modes are traced for ``input_signature``; where its batch dimension is
+    unknown, a partial batch does not retrace (XLA still compiles a new executable for
+    each new shape).
     """
     if mode == "eager":
         return fn

@@ -9,6 +9,7 @@ from trainloop import inputs
 from trainloop.config import PRECISIONS, Variant, Workload
 from trainloop.loop import TrainingLoop
 from trainloop.models import create_model
+from trainloop.session import open_session
 from trainloop.step import (
     create_optimizer,
     create_train_step,
@@ -207,3 +208,13 @@ def test_mixed_float16_scales_the_loss_in_the_tape_and_applies_unscaled_gradient
         atol = 0.02 * np.abs(want).max()
         np.testing.assert_allclose(np.asarray(sent) / scale, want, rtol=0.02, atol=atol)
         np.testing.assert_allclose(got, want, rtol=0.02, atol=atol)
+
+
+@pytest.mark.parametrize("partial, batch", [(False, 32), (True, None)])
+def test_the_train_step_is_traced_for_the_batch_size_unless_a_partial_batch_comes(partial, batch):
+    # An unknown batch dimension costs a compiled step a few percent; it is only needed
+    # where a smaller last batch reaches the step (and must not retrace it).
+    workload = Workload(model="tiny", batch_size=32)
+    with open_session(Variant("function"), workload, partial_batches=partial) as s:
+        assert [spec.shape[0] for spec in s.train_step.input_signature] == [batch, batch]
+        assert s.batch_dim == batch

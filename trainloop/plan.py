@@ -93,7 +93,9 @@ class StepPlan:
     @property
     def epochs_to_run(self) -> int:
         """Epochs that have at least one call."""
-        return sum(1 for epoch in range(self.epochs) if self.calls(epoch))
+        if self.max_steps is None:
+            return self.epochs
+        return min(self.epochs, math.ceil(self.max_steps / self.epoch_steps))
 
     def is_complete(self, epoch: int) -> bool:
         """Whether epoch ``epoch`` runs all its steps (``max_steps`` does not cut it)."""

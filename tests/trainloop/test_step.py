@@ -218,3 +218,18 @@ def test_the_train_step_is_traced_for_the_batch_size_unless_a_partial_batch_come
     with open_session(Variant("function"), workload, partial_batches=partial) as s:
         assert [spec.shape[0] for spec in s.train_step.input_signature] == [batch, batch]
         assert s.batch_dim == batch
+
+
+def test_the_step_trains_in_training_mode(learnable):
+    # The classic tutorial called model(X): inference mode under tf.keras 2, BatchNorm on
+    # its (never updated) moving statistics. The step runs training=True: batch statistics,
+    # moving averages updated.
+    model = create_model("tiny")
+    optimizer = create_optimizer(1e-3, 1, "float32")
+    optimizer.build(model.trainable_variables)
+    step = create_train_step(model, keras.losses.CategoricalCrossentropy(reduction=None), optimizer)
+    x, y = inputs.to_model_arrays(learnable.x_train[:32], learnable.y_train[:32], 10)
+    bn = model.get_layer("bn")
+    before = np.asarray(bn.moving_mean).copy()
+    step(tf.constant(x), tf.constant(y))
+    assert not np.allclose(np.asarray(bn.moving_mean), before)

@@ -105,7 +105,7 @@ def open_session(
         signature = inputs.input_signature(num_classes)
         batch_dim = None if partial_batches else workload.batch_size
         train_signature = inputs.input_signature(num_classes, batch_dim)
-        sync, sync_method = create_device_sync()
+        sync, sync_method = create_device_sync(variant.device)
         if variant.strategy == "multiworker":
             # sync_devices would try to reach remote eager workers; the fetch of the
             # (all-reduced) loss already waits for this worker's step.

@@ -10,7 +10,8 @@ blocks of ``--steps`` steps, in a fresh random order every round, under six cond
   drains, as the parent does); the per-step times are the ones it records;
 * ``bare: stream`` -- a bare loop of the same step, wrapped as a user would (a plain
   ``tf.function``), taking its batches from the same stream and fetching every loss;
-* ``bare: stream + sync`` -- the same, with the device sync after every step;
+* ``bare: stream + sync`` -- the same, with ``sync_devices`` after every step (the harness
+  syncs so where devices run asynchronously; on the CPU the loss fetch ends the step);
 * ``bare: stream + sync, any batch`` -- and the step traced with an unknown batch
   dimension, as the harness did before it traced for the batch size;
 * ``bare: same tensors`` -- the bare loop on one batch every step, no input pipeline (an
@@ -173,9 +174,8 @@ COMPARISONS = (
     ("harness", "bare: same tensors", "the harness against an outside timer's loop"),
     ("bare: own model", "bare: same tensors", "  a model built outside the session"),
     ("bare: stream", "bare: same tensors", "  the input stream (taking batches, its threads)"),
-    ("bare: stream + sync", "bare: stream", "  the device sync"),
+    ("bare: stream + sync", "bare: stream", "  sync_devices (the harness's on GPUs only)"),
     ("bare: stream + sync, any batch", "bare: stream + sync", "  an unknown batch dimension"),
-    ("harness", "bare: stream + sync", "  the harness's bookkeeping and listener"),
 )
 
 

@@ -11,6 +11,7 @@ from trainloop.loop import TrainingLoop
 from trainloop.models import create_model
 from trainloop.session import open_session
 from trainloop.step import (
+    create_device_sync,
     create_optimizer,
     create_train_step,
     precision_policy,
@@ -233,3 +234,15 @@ def test_the_step_trains_in_training_mode(learnable):
     before = np.asarray(bn.moving_mean).copy()
     step(tf.constant(x), tf.constant(y))
     assert not np.allclose(np.asarray(bn.moving_mean), before)
+
+
+def test_the_step_ends_with_a_device_sync_where_devices_run_asynchronously():
+    # On the CPU with synchronous execution a call returns once its ops have run: the
+    # fetch of the loss is the sync. Elsewhere sync_devices waits for queued work.
+    assert create_device_sync("cpu")[1] == "fetch"
+    assert create_device_sync("gpu")[1] == "fetch+sync_devices"
+    tf.config.experimental.set_synchronous_execution(False)
+    try:
+        assert create_device_sync("cpu")[1] == "fetch+sync_devices"
+    finally:
+        tf.config.experimental.set_synchronous_execution(True)

@@ -123,6 +123,7 @@ def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
     from trainloop.tracing import TraceWindow
 
     _configure_runtime(task)
+    events.emit("stage", name="imported", at=time.monotonic())
     log(f"pid {os.getpid()}, run {task.run_id}, source {SOURCE_ROOT}")
     runtime = {**describe_runtime(), **source_revision(), "source_root": str(SOURCE_ROOT)}
     events.emit("hello", runtime=runtime, pid=os.getpid())
@@ -139,6 +140,7 @@ def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
         if task.data_source is None:
             raise ValueError("the task names no data source")
         data = load_arrays(task.data_source, seed=workload.seed)
+        events.emit("stage", name="data", at=time.monotonic())
         log("data loaded; building the model")
         loop = TrainingLoop(
             variant,
@@ -187,8 +189,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     """Entry point of ``python -m bench.worker``."""
+    started = time.monotonic()
     task, events_fd = WorkerTask.from_json(sys.argv[1])
     events = EventWriter(os.fdopen(events_fd, "w", encoding="utf-8"))
+    events.emit("stage", name="worker", at=started)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status, reason = _run(task, events)

@@ -31,6 +31,9 @@ class LoopInfo:
     flops_per_step: float | None = None  # analytic (conv and dense layers)
     flops_per_step_profiler: float | None = None  # TensorFlow's graph profiler
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. fit's resolved settings
+    # time.monotonic() when the run was ready to make its first call (model, optimizer,
+    # input pipeline and evaluation's tracing done): where start-up ends
+    ready_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ class TrainingLoop:
                 if w.eval_examples != 0
                 else None
             )
-            trainer = self.create_trainer(self.setup(session, eval_ds), train_ds)
+            setup = self.setup(session, eval_ds)
+            trainer = self.create_trainer(setup, train_ds)
 
             def epoch_end(training: EpochTraining) -> None:
                 evaluated = _evaluate(session.eval_step, eval_ds, session.sync) if eval_ds else None
@@ -159,6 +160,7 @@ class TrainingLoop:
                 reset_device_peak(v.device)
 
             reset_device_peak(v.device)
+            setup.describe["ready_at"] = time.monotonic()  # start-up ends here
             trainer.train(listener, epoch_end)
 
     def setup(self, session: Session, eval_ds: tf.data.Dataset | None = None) -> RunSetup:

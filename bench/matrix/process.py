@@ -8,6 +8,7 @@ a crash, abort or OOM kill of the worker ends that run only.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ class RunAssembler:
     steps: Steps = field(default_factory=Steps)
     epochs: list[EpochRecord] = field(default_factory=list)
     end: dict[str, Any] | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # time.monotonic() of each
 
     def feed(self, event: dict[str, Any]) -> None:
         """Takes one event from the worker."""
@@ -63,8 +65,31 @@ class RunAssembler:
             self.info.setdefault("peaks", {})[pair] = event["flops"]
         elif kind == "trace":
             self.info["trace"] = event["relative_path"]
+        elif kind == "stage":
+            self.stages[str(event["name"])] = float(event["at"])
         elif kind == "end":
             self.end = event
+
+    def startup(self, spawned_at: float) -> dict[str, float]:
+        """Where the run's start-up went: seconds from starting the worker (``spawned_at``,
+        ``time.monotonic()`` in the parent: the same clock on Linux) to each stage --
+        ``worker`` (its main() began), ``imported`` (TensorFlow imported, threads set),
+        ``data`` (arrays loaded), ``ready`` (model, optimizer and input pipeline built),
+        ``first_call`` (tracing and the first step done), ``first_timed`` (warm-up done:
+        the first timed step begins)."""
+        marks = dict(self.stages)
+        ready = self.info.get("ready_at")
+        if ready is not None:
+            marks["ready"] = float(ready)
+            marks["first_call"] = marks["ready"] + float(self.info.get("first_step_s") or 0)
+            s = self.steps
+            first = next((i for i, p in enumerate(s.phase) if p == "timed"), None)
+            if first is not None:  # the calls before it, each its per-step time x its steps
+                spans = [b - a for a, b in itertools.pairwise(s.step[: first + 1])]
+                marks["first_timed"] = marks["ready"] + sum(
+                    x * n for x, n in zip(s.seconds, spans, strict=False)
+                )
+        return {name: round(at - spawned_at, 4) for name, at in marks.items()}
 
     @property
     def outcome(self) -> tuple[str, str | None] | None:

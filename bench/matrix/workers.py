@@ -208,6 +208,7 @@ def execute_job(
     rss = [reap(w.proc) for w in workers]
     status, reason = run_status(outcome, timeout_s, workers, culprit, group)
     chief = workers[0]
+    chief.assembler.info["startup"] = chief.assembler.startup(t0)
     chief.assembler.info["started_by"] = (
         "zygote" if isinstance(chief.proc, ForkedWorker) else "python -m bench.worker"
     )

@@ -151,6 +151,8 @@ def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
             max_steps=profile.last if profile else None,
         )
         loop.run(EventListener(events))
+        if task.count_flops:  # once per cell is enough: it is the same for every run
+            events.emit("facts", flops_per_step_profiler=loop.profiler_flops())
         if profile and capture is not None:
             _publish_trace(capture, profile, events)
     except DeviceUnavailableError as exc:

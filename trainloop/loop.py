@@ -172,10 +172,8 @@ class TrainingLoop:
             steps_per_epoch=self.plan.epoch_steps,
             injected_delay_s=self.inject_delay_s,
             flops_per_step=analytic_flops_per_step(session.model, w.batch_size),
-            flops_per_step_profiler=profiler_flops_per_step(
-                session.train_step_fn, w.batch_size, self.data.num_classes
-            ),
         )
+        self._step_fn = session.train_step_fn
         return RunSetup(
             plan=self.plan,
             session=session,
@@ -185,6 +183,15 @@ class TrainingLoop:
             inject_delay_s=self.inject_delay_s,
             trace=self.trace,
         )
+
+    def profiler_flops(self) -> float | None:
+        """FLOPs of one training step by TensorFlow's graph profiler, after :meth:`run`:
+        the step is traced once more (about a second for the reference CNN), so it is
+        counted after training rather than before the first call."""
+        step_fn = getattr(self, "_step_fn", None)
+        if step_fn is None:
+            raise RuntimeError("profiler_flops() counts the step of a finished run()")
+        return profiler_flops_per_step(step_fn, self.workload.batch_size, self.data.num_classes)
 
     def create_trainer(self, setup: RunSetup, train_ds: tf.data.Dataset) -> Trainer:
         """Keras fit for ``fit`` variants, else timed calls through the variant's feed."""

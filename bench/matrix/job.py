@@ -59,6 +59,7 @@ class WorkerTask:
     inject_delay_s: float = 0.0  # a known per-step slowdown, for validating the gate
     profile: TraceRequest | None = None
     peak: tuple[tuple[str, str], ...] = ()
+    count_flops: bool = True  # count the step's FLOPs with TensorFlow's profiler, after training
 
     def to_json(self, events_fd: int) -> str:
         """The worker's argument; ``events_fd`` is the pipe it writes events to."""
@@ -76,6 +77,7 @@ class WorkerTask:
                 "inject_delay_s": self.inject_delay_s,
                 "profile": asdict(self.profile) if self.profile else None,
                 "peak": [list(p) for p in self.peak] or None,
+                "count_flops": self.count_flops,
             }
         )
 
@@ -95,6 +97,7 @@ class WorkerTask:
             inject_delay_s=float(doc.get("inject_delay_s") or 0.0),
             profile=TraceRequest(**profile) if profile else None,
             peak=tuple((str(d), str(p)) for d, p in doc.get("peak") or ()),
+            count_flops=bool(doc.get("count_flops", True)),
         )
         return task, int(doc["events_fd"])
 

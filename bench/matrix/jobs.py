@@ -61,6 +61,7 @@ def create_job(side: Side, slot: Slot, attempt: int = 1) -> Job:
         inter_op_threads=options.inter_op_threads,
         inject_delay_s=side.inject_delay_s,
         profile=_trace_request(side, slot),
+        count_flops=slot.repeat == 0,  # the same for every run of the cell
     )
     return Job(
         task,

@@ -65,6 +65,8 @@ class RunAssembler:
             self.info.setdefault("peaks", {})[pair] = event["flops"]
         elif kind == "trace":
             self.info["trace"] = event["relative_path"]
+        elif kind == "facts":
+            self.info.update({k: v for k, v in event.items() if k != "event"})
         elif kind == "stage":
             self.stages[str(event["name"])] = float(event["at"])
         elif kind == "end":

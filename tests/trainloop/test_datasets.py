@@ -153,3 +153,18 @@ def test_synthetic_is_seeded_and_unlabelled():
 def test_source_round_trips_through_dict():
     source = DataSource("mnist", "idx", "debian", ("a", "b", "c", "d"))
     assert DataSource.from_dict(source.to_dict()) == source
+
+
+def test_the_stream_yields_the_arrays_the_model_takes(learnable):
+    """Batches scaled and one-hot encoded in the pipeline equal :func:`to_model_arrays`."""
+    import tensorflow as tf
+
+    from trainloop.inputs import create_train_dataset, to_model_arrays
+
+    x, y = to_model_arrays(learnable.x_train, learnable.y_train, learnable.num_classes)
+    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=3).batch(32, drop_remainder=True)
+    images, labels = next(iter(create_train_dataset(learnable, 32, 3, drop_remainder=True)))
+    index = next(iter(order)).numpy()
+    assert images.dtype == tf.float32 and images.shape == (32, 28, 28, 1)
+    np.testing.assert_array_equal(images.numpy(), x[index])
+    np.testing.assert_array_equal(labels.numpy(), y[index])

@@ -74,11 +74,7 @@ class _JobLoop:
         self.written: list[list[RunRecord]] = [[] for _ in sides]
         self.notes: list[str] = []
         first = sides[0]
-        self.launcher = (
-            Launcher(first.results.logs, first.plan.invocation_id)
-            if first.plan.options.fork_workers
-            else None
-        )
+        self.launcher = Launcher(first.results.logs, first.plan.invocation_id)
 
     def write(self, k: int, record: RunRecord) -> None:
         """Stores ``record`` with side ``k``'s results."""
@@ -137,7 +133,8 @@ class _JobLoop:
             label = f"{side.name}: {label}" if side.name else label
             progress.run_begin(label, cell.workload.epochs)
             log = side.results.log_path(job.run_id)
-            record = execute_job(job, log, timeout, progress.on_event, self.stop, self.launcher)
+            launcher = self.launcher if side.plan.options.fork_workers else None
+            record = execute_job(job, log, timeout, progress.on_event, self.stop, launcher)
             peak = peaks[k].get(f"{cell.variant.device}/{cell.variant.precision}")
             if peak:
                 record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
@@ -190,8 +187,7 @@ def execute_plans(
         plans = [s.plan.with_state("running", peaks=p) for s, p in zip(sides, peaks, strict=True)]
         for side, plan in zip(sides, plans, strict=True):
             write_plan(side.results, plan)
-        if loop.launcher is not None:
-            stack.callback(loop.launcher.close)
+        stack.callback(loop.launcher.close)
         loop.run(todo, peaks, progress)
         return [loop.close(k, plan, stored[k]) for k, plan in enumerate(plans)]
 

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class RunAssembler:
         if kind == "hello":
             self.runtime = event.get("runtime")
         elif kind == "begin":
+            # when the first call's report arrived: its end, give or take the pipe, for
+            # workers (of older trees) that do not say when they were ready
+            self.stages.setdefault("begin", time.monotonic())
             info = dict(event["info"])
             self.info = {**self.info, **info, **(info.pop("extra", None) or {})}
             self.info.pop("extra", None)
@@ -80,17 +84,19 @@ class RunAssembler:
         ``first_call`` (tracing and the first step done), ``first_timed`` (warm-up done:
         the first timed step begins)."""
         marks = dict(self.stages)
+        begin = marks.pop("begin", None)
         ready = self.info.get("ready_at")
+        first_call = begin if ready is None else float(ready) + float(self.info["first_step_s"])
         if ready is not None:
             marks["ready"] = float(ready)
-            marks["first_call"] = marks["ready"] + float(self.info.get("first_step_s") or 0)
-            s = self.steps
-            first = next((i for i, p in enumerate(s.phase) if p == "timed"), None)
-            if first is not None:  # the calls before it, each its per-step time x its steps
+        s = self.steps
+        first = next((i for i, p in enumerate(s.phase) if p == "timed"), None)
+        if first_call is not None:
+            marks["first_call"] = first_call
+            if first is not None:  # the warm-up calls: each its per-step time x its steps
                 spans = [b - a for a, b in itertools.pairwise(s.step[: first + 1])]
-                marks["first_timed"] = marks["ready"] + sum(
-                    x * n for x, n in zip(s.seconds, spans, strict=False)
-                )
+                warmup = zip(s.seconds[1:], spans[1:], strict=False)
+                marks["first_timed"] = first_call + sum(x * n for x, n in warmup)
         return {name: round(at - spawned_at, 4) for name, at in marks.items()}
 
     @property

@@ -114,7 +114,22 @@ def _measure_peaks(task: WorkerTask, events: EventWriter) -> None:
         events.emit("peak", device=device, precision=precision, flops=flops)
 
 
-def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
+def _stop_rule(task: WorkerTask, started: float) -> Any:
+    """The run's adaptive-sampling rule (None without one, and for profiling passes)."""
+    from trainloop.sampling import StopRule
+
+    s = task.sampling
+    if not s or task.profile:
+        return None
+    budget = s.get("budget_s")
+    return StopRule(
+        precision=s.get("precision"),
+        deadline=None if budget is None else started + float(budget),
+        min_timed_steps=int(s.get("min_timed_steps") or 20),
+    )
+
+
+def _run(task: WorkerTask, events: EventWriter, started: float) -> tuple[str, str | None]:
     """Runs the task; returns (status, reason)."""
     import tensorflow as tf
 
@@ -142,6 +157,7 @@ def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
         data = load_arrays(task.data_source, seed=workload.seed)
         events.emit("stage", name="data", at=time.monotonic())
         log("data loaded; building the model")
+        rule = _stop_rule(task, started)
         loop = TrainingLoop(
             variant,
             workload,
@@ -149,8 +165,11 @@ def _run(task: WorkerTask, events: EventWriter) -> tuple[str, str | None]:
             inject_delay_s=task.inject_delay_s,
             trace=trace,
             max_steps=profile.last if profile else None,
+            stop_rule=rule,
         )
         loop.run(EventListener(events))
+        if rule is not None:
+            events.emit("facts", sampling=rule.summary())
         if task.count_flops:  # once per cell is enough: it is the same for every run
             events.emit("facts", flops_per_step_profiler=loop.profiler_flops())
         if profile and capture is not None:
@@ -197,7 +216,7 @@ def main() -> int:
     events.emit("stage", name="worker", at=started)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        status, reason = _run(task, events)
+        status, reason = _run(task, events, started)
     except (KeyboardInterrupt, Terminated):
         status, reason = "interrupted", "interrupted by a signal"
     except Exception as exc:  # any failure becomes a record, with the traceback in the log

@@ -60,6 +60,17 @@ def _cell_findings(row: pd.Series, min_steps: int, max_cv: float) -> list[Findin
                 v,
             )
         )
+    target, reached = row.get("target_precision"), row.get("precision_reached")
+    if pd.notna(target) and pd.notna(reached) and reached > target:
+        found.append(
+            Finding(
+                "imprecise",
+                f"its interval is ±{reached:.1%}, not the ±{target:.1%} asked: the time "
+                f"budget ran out first ({row['runs_ok']} runs; "
+                f"{row['runs_out_of_time']} stopped by their own budget)",
+                v,
+            )
+        )
     if row["retraced"]:
         found.append(
             Finding(

@@ -75,6 +75,9 @@ def run_row(record: RunRecord) -> dict[str, object]:
         "finished_at": record.finished_at,
         "data_origin": record.data_source.get("origin"),
         "log_file": record.log_file,
+        "target_precision": (record.info.get("sampling") or {}).get("target_precision"),
+        "stopped_by": (record.info.get("sampling") or {}).get("stopped_by"),
+        "started_by": record.info.get("started_by"),
     }
     row.update({f"env_{f}": record.fingerprint.get(f) for f in ENV_FIELDS})
     return row

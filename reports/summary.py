@@ -55,6 +55,9 @@ SUMMARY_COLUMNS = (
     "input_share",
     "rss_growth_bytes",
     "device_peak_bytes",
+    "target_precision",
+    "precision_reached",
+    "runs_out_of_time",
 )
 
 
@@ -149,6 +152,16 @@ def _efficiency(measured: pd.DataFrame, results: Results, ids: pd.Series) -> dic
     )
 
 
+def _sampling(measured: pd.DataFrame) -> dict[str, Any]:
+    """The precision asked of a cell (adaptive sampling), and how many runs their time
+    budget stopped before their own median was that precise."""
+    target = pd.to_numeric(measured["target_precision"], errors="coerce").dropna()
+    return dict(
+        target_precision=float(target.max()) if len(target) else np.nan,
+        runs_out_of_time=int((measured["stopped_by"] == "budget").sum()),
+    )
+
+
 def _cell_row(runs: pd.DataFrame, results: Results, counts: pd.Series) -> dict[str, Any]:
     first = runs.iloc[0]
     ids, partial = measured_runs(runs)
@@ -177,6 +190,7 @@ def _cell_row(runs: pd.DataFrame, results: Results, counts: pd.Series) -> dict[s
         retraced=bool(measured["retraced"].any()),
         **_step_stats(timed_groups(results.steps, ids), timed, int(first["batch_size"])),
         **_efficiency(measured, results, ids),
+        **_sampling(measured),
     )
     return row
 
@@ -204,6 +218,8 @@ def summarize(results: Results) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["achieved_flops"] = table["flops_per_step"] / table["step_median_s"]
     table["fraction_of_peak"] = table["achieved_flops"] / table["peak_flops"]
+    centre = np.sqrt(table["step_ci_low_s"] * table["step_ci_high_s"])
+    table["precision_reached"] = (table["step_ci_high_s"] - table["step_ci_low_s"]) / (2 * centre)
     return table[list(SUMMARY_COLUMNS)]
 
 

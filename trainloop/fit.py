@@ -101,6 +101,8 @@ class _FitClock(keras.callbacks.Callback):
         elif clock.finished and last_epoch:
             self.model.stop_training = True  # max_steps may end the last epoch early
         clock.after_call()
+        if clock.stopped:
+            self.model.stop_training = True  # the stop rule: measured enough
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         clock = self.clock

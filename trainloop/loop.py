@@ -37,6 +37,7 @@ from trainloop.events import DivergedError, EpochResult, LoopListener
 from trainloop.feeds import Feed, create_feed
 from trainloop.flops import analytic_flops_per_step, profiler_flops_per_step
 from trainloop.plan import StepPlan
+from trainloop.sampling import StopRule
 from trainloop.session import Session, open_session
 from trainloop.step import tracing_count
 from trainloop.tracing import TraceWindow
@@ -106,6 +107,7 @@ class TrainingLoop:
         inject_delay_s: float = 0.0,
         trace: TraceWindow | None = None,
         max_steps: int | None = None,
+        stop_rule: StopRule | None = None,
     ) -> None:
         """
         Args:
@@ -115,6 +117,8 @@ class TrainingLoop:
             ``profiled``. Starting the profiler and exporting the trace are kept out of
             every interval and out of the epoch time.
           max_steps: stop training after this many steps (over all epochs).
+          stop_rule: end the run once it has measured enough (precision or time); the
+            rule then says why (its ``reason``).
 
         Raises:
           ValueError: an argument is out of range, or the variant is an unsupported
@@ -128,7 +132,7 @@ class TrainingLoop:
         if reason:
             raise ValueError(f"{variant.name}: {reason}")
         self.variant, self.workload, self.data = variant, workload, data
-        self.inject_delay_s, self.trace = inject_delay_s, trace
+        self.inject_delay_s, self.trace, self.stop_rule = inject_delay_s, trace, stop_rule
         self.plan = create_plan(variant, workload, len(data.x_train), max_steps, trace)
 
     def run(self, listener: LoopListener) -> None:
@@ -182,6 +186,7 @@ class TrainingLoop:
             describe=describe,
             inject_delay_s=self.inject_delay_s,
             trace=self.trace,
+            stop_rule=self.stop_rule,
         )
 
     def profiler_flops(self) -> float | None:
@@ -250,8 +255,11 @@ class FeedTrainer:
 
     def train(self, listener: LoopListener, epoch_end: Callable[[EpochTraining], None]) -> None:
         """Runs the plan's epochs; see :class:`~trainloop.trainer.Trainer`."""
+        rule = self.setup.stop_rule
         for epoch in range(self.setup.plan.epochs_to_run):
             epoch_end(self.epoch(epoch, listener))
+            if rule is not None and rule.reason is not None:
+                break
 
     def epoch(self, epoch: int, listener: LoopListener) -> EpochTraining:
         """Runs one epoch's calls."""
@@ -276,6 +284,8 @@ class FeedTrainer:
                     step = clock.first_step + clock.steps_done - 1
                     raise DivergedError(f"loss became {loss} at epoch {epoch} step {step}")
                 clock.after_call()
+                if clock.stopped:
+                    break
         finally:
             clock.report_steps()
         return clock.training()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from trainloop.events import LoopInfo, LoopListener, StepChunk
 from trainloop.plan import StepPlan
+from trainloop.sampling import StopRule
 from trainloop.session import Session
 from trainloop.tracing import TraceWindow
 
@@ -55,6 +56,7 @@ class RunSetup:
       describe: facts about the run for :class:`LoopInfo` (parameters, dtypes, ...).
       inject_delay_s: a busy wait added to every step, inside its interval.
       trace: the profiler window, or None.
+      stop_rule: ends the run early once it has measured enough (adaptive sampling).
     """
 
     plan: StepPlan
@@ -64,6 +66,7 @@ class RunSetup:
     describe: dict[str, Any] = field(default_factory=dict)
     inject_delay_s: float = 0.0
     trace: TraceWindow | None = None
+    stop_rule: StopRule | None = None
 
     def loop_info(
         self, first_call_s: float, tracing_count: int | None, extra: dict[str, Any] | None = None
@@ -198,9 +201,22 @@ class CallClock:
             with self.excluded():
                 trace.after(trace.last - 1)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the run's stop rule has ended it (see :meth:`after_call`)."""
+        rule = self.setup.stop_rule
+        return rule is not None and rule.reason is not None
+
     def after_call(self) -> None:
-        """The listener's calls due after a call, out of every interval: ``loop_begin``
-        after the run's first call, ``progress`` at most every PROGRESS_INTERVAL_S."""
+        """The work due after a call, out of every interval: ``loop_begin`` after the
+        run's first call, ``progress`` at most every PROGRESS_INTERVAL_S, and the stop
+        rule's look at the call (then :attr:`stopped` says whether to stop)."""
+        rule = self.setup.stop_rule
+        if rule is not None:
+            i = len(self.call_seconds) - 1
+            with self.excluded():
+                rule.observe(self.call_seconds[i] / self.calls[i], self.calls[i], self.phases[i])
+                rule.should_stop()
         if self.first_step == 0 and len(self.call_seconds) == 1:
             with self.excluded():
                 self.listener.loop_begin(self._loop_info(self.call_seconds[0]))

@@ -15,6 +15,7 @@ from bench.cli.parsing import (
     parse_count,
     parse_count_or_all,
     parse_fraction,
+    parse_fraction_or_none,
     parse_nonnegative_float,
     parse_positive_float,
     parse_positive_int,
@@ -172,6 +173,44 @@ def add_execution_options(p: argparse.ArgumentParser, output: str) -> None:
         action="store_true",
         help="start every worker with `python -m bench.worker` (default: fork it from a "
         "process that has imported TensorFlow but run nothing, seconds faster per run)",
+    )
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """Adaptive sampling: measure until precise enough, within time budgets."""
+    g = p.add_argument_group("adaptive sampling (defaults from --preset)")
+    g.argument_default = argparse.SUPPRESS
+    g.add_argument(
+        "--precision",
+        type=parse_fraction_or_none,
+        metavar="FRACTION|none",
+        help="stop a run once its median is known to this (relative half-width of a 95%% "
+        "interval), and add runs to a cell until its run-level interval is this narrow "
+        "(quick: 0.02; none: planned steps and runs)",
+    )
+    g.add_argument(
+        "--run-budget",
+        type=parse_positive_float,
+        metavar="SECONDS",
+        help="a run's time from its worker's start (quick: 8)",
+    )
+    g.add_argument(
+        "--cell-budget",
+        type=parse_positive_float,
+        metavar="SECONDS",
+        help="the time all runs of a cell may take (quick: 40)",
+    )
+    g.add_argument(
+        "--min-timed-steps",
+        type=parse_positive_int,
+        metavar="N",
+        help="the fewest timed steps a run measures, whatever the budget (quick: 3)",
+    )
+    g.add_argument(
+        "--max-runs",
+        type=parse_positive_int,
+        metavar="N",
+        help="the most runs a cell gets (quick: 5)",
     )
 
 

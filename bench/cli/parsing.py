@@ -129,3 +129,13 @@ def parse_shard(text: str) -> Shard:
         return Shard.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_fraction_or_none(text: str) -> float | None:
+    """A fraction strictly between 0 and 1, or ``none``."""
+    if text == "none":
+        return None
+    value = parse_positive_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1, or 'none'")
+    return value

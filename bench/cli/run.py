@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from dataclasses import fields
@@ -13,19 +14,23 @@ from bench.cli.errors import PROG, UsageError
 from bench.cli.options import (
     add_command,
     add_execution_options,
+    add_sampling_options,
     add_variant_options,
     add_workload_options,
 )
 from bench.cli.parsing import parse_positive_int, parse_shard, parse_window
 from bench.matrix.cells import (
+    PRESET_REPEATS,
     PRESET_TIMEOUTS,
     PRESETS,
     Cell,
     RunOptions,
+    Sampling,
     choose_variants,
     create_cells,
     create_variants,
     create_workloads,
+    preset_sampling,
 )
 from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_plan
 from bench.matrix.job import Job, WorkerTask
@@ -91,6 +96,7 @@ def plan_cells(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[s
             cluster=tuple(args.cluster) if getattr(args, "cluster", None) else None,
             task_index=getattr(args, "task_index", 0),
             fork_workers=not args.exec_workers,
+            sampling=build_sampling(args),
         )
         if options.cluster is not None:
             _check_cluster(cells, options.cluster)
@@ -101,6 +107,26 @@ def plan_cells(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[s
     except (ValueError, DatasetNotFoundError) as exc:
         raise UsageError(str(exc)) from None
     return cells, options, sources
+
+
+def build_sampling(args: argparse.Namespace) -> Sampling | None:
+    """The preset's adaptive sampling with the options given on the command line applied;
+    None with ``--precision none`` or a preset without it and no sampling option."""
+    given = vars(args)
+    fields = {
+        "precision": "precision",
+        "run_budget_s": "run_budget",
+        "cell_budget_s": "cell_budget",
+        "min_timed_steps": "min_timed_steps",
+        "max_runs": "max_runs",
+    }
+    changes = {name: given[option] for name, option in fields.items() if option in given}
+    base = preset_sampling(args.preset)
+    if "precision" in changes and changes["precision"] is None:
+        return None
+    if base is None and not changes:
+        return None
+    return dataclasses.replace(base or Sampling(), **changes)
 
 
 def _check_cluster(cells: list[Cell], cluster: tuple[str, ...]) -> None:
@@ -118,7 +144,8 @@ def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:
     cells, options, sources = plan_cells(args)
     argv = [PROG, *args.argv]
     try:
-        plan = create_plan(cells, args.repeats, options, sources, argv, shard=args.shard)
+        repeats = getattr(args, "repeats", PRESET_REPEATS[args.preset])
+        plan = create_plan(cells, repeats, options, sources, argv, shard=args.shard)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     with stop_on_signals(stop):
@@ -233,9 +260,10 @@ def register_run(sub: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--repeats",
         type=parse_positive_int,
-        default=1,
+        default=argparse.SUPPRESS,
         metavar="N",
-        help="runs per cell, each in its own process, interleaved A B C, A B C",
+        help="runs per cell, each in its own process, interleaved A B C, A B C (with "
+        "--precision: the fewest runs; default from --preset: quick 3, otherwise 1)",
     )
     g.add_argument(
         "--profile",
@@ -259,6 +287,7 @@ def register_run(sub: Any) -> argparse.ArgumentParser:
         help="run what an interrupted invocation in --output-dir has not finished "
         "(default: the newest one)",
     )
+    add_sampling_options(p)
     add_execution_options(p, "tapebench-results")
     return p
 

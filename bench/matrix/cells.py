@@ -19,23 +19,37 @@ from trainloop.config import DEVICES, Variant, Workload
 _VARIANT_NAMES = frozenset(f.name for f in dataclasses.fields(Variant))
 _WORKLOAD_NAMES = frozenset(f.name for f in dataclasses.fields(Workload))
 
-# Named workloads. "quick" is the default of `tapebench run`: 200 steps per variant, enough
-# for stable medians in minutes. "reference" is the full training.
+# Named workloads. "quick" is the default of `tapebench run`: adaptive sampling, at least
+# three runs a cell, each run measuring until its median is known to 2% or 8 s have
+# passed, more runs while a cell's interval is wider than 2% (40 s a cell at most): the
+# whole standard comparison in about three minutes. "reference" is the full training.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(epochs=2, steps_per_epoch=100, warmup_steps=10, eval_examples=2048),
+    "quick": dict(epochs=1, steps_per_epoch=400, warmup_steps=2, eval_examples=0),
     "reference": dict(epochs=25, steps_per_epoch=None, warmup_steps=10, eval_examples=None),
     # Short runs for a regression gate: many of them fit in a CI job.
     "gate": dict(epochs=1, steps_per_epoch=60, warmup_steps=10, eval_examples=0),
 }
 PRESET_HELP = {
-    "quick": "2 epochs x 100 steps, 2048 eval examples, at most 150 s per run",
+    "quick": "3+ runs a cell until its interval is within 2%% (8 s a run, 40 s a cell), "
+    "no evaluation",
     "reference": "25 full epochs, the full test set, no time limit",
     "gate": "1 epoch x 60 steps, no evaluation, at most 120 s per run",
 }
-# Per-run wall-clock limits of the presets. A pathologically slow variant (for instance
-# float16 kernels without hardware support) then shows up as a timeout with the steps it
-# managed, instead of holding a quick comparison up for many minutes.
-PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 150.0, "reference": None, "gate": 120.0}
+# Per-run wall-clock limits of the presets: a guard against hangs (adaptive sampling ends
+# slow runs long before); without sampling, a pathologically slow variant shows up as a
+# timeout with the steps it managed instead of holding a comparison up for many minutes.
+PRESET_TIMEOUTS: dict[str, float | None] = {"quick": 300.0, "reference": None, "gate": 120.0}
+PRESET_REPEATS = {"quick": 3, "reference": 1, "gate": 1}
+
+
+def preset_sampling(preset: str) -> Sampling | None:
+    """The adaptive sampling a preset comes with (None: planned steps and runs)."""
+    if preset != "quick":
+        return None
+    return Sampling(
+        precision=0.02, run_budget_s=8.0, cell_budget_s=40.0, min_timed_steps=3, max_runs=5
+    )
+
 
 # The default comparison: each execution mode in float32, each mixed policy compiled, and
 # Keras fit.
@@ -122,6 +136,39 @@ class VariantChoice:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """Adaptive sampling: measure until the answer is precise enough, or time is up.
+
+    Attributes:
+      precision: the relative half-width of the 95% interval to reach: each run stops
+        once its median is known this well (:mod:`trainloop.sampling`), and a cell gets
+        more runs until its run-level interval is this narrow (:mod:`bench.matrix.adaptive`).
+        None: runs take their planned steps, cells their planned runs.
+      run_budget_s: each run's time, from starting its worker; then it stops (after at
+        least ``min_timed_steps``) with status ok and the precision it reached.
+      cell_budget_s: the time all runs of a cell may take together.
+      min_timed_steps: the floor of timed steps a run measures, whatever the budget.
+      max_runs: the most runs a cell gets.
+    """
+
+    precision: float | None = None
+    run_budget_s: float | None = None
+    cell_budget_s: float | None = None
+    min_timed_steps: int = 20
+    max_runs: int = 10
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and not 0 < self.precision < 1:
+            raise ValueError(f"precision={self.precision!r} must be a fraction in (0, 1)")
+        for name in ("run_budget_s", "cell_budget_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}={value!r} must be a positive number of seconds")
+        if self.min_timed_steps < 1 or self.max_runs < 1:
+            raise ValueError("min_timed_steps and max_runs must be integers >= 1")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How runs execute, independent of what they measure.
 
@@ -137,6 +184,7 @@ class RunOptions:
         HOST:PORT, and this machine's index; only that worker is started here.
       fork_workers: fork each worker from a zygote that has imported TensorFlow (but run
         nothing in it) instead of starting ``python -m bench.worker``: seconds less per run.
+      sampling: adaptive sampling (a precision and time budgets), or None.
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -149,6 +197,7 @@ class RunOptions:
     cluster: tuple[str, ...] | None = None
     task_index: int = 0
     fork_workers: bool = True
+    sampling: Sampling | None = None
 
     def __post_init__(self) -> None:
         if self.cluster is not None:

@@ -25,9 +25,10 @@ from typing import TextIO
 
 from bench.machine.fingerprint import SOURCE_ROOT
 from bench.machine.peak_cache import ensure_peaks
+from bench.matrix.adaptive import next_round
 from bench.matrix.cells import Cell, RunOptions
 from bench.matrix.job import Job, SourceTree
-from bench.matrix.jobs import Side, current_record, pending_job, stored_attempts
+from bench.matrix.jobs import Side, create_job, current_record, pending_job, stored_attempts
 from bench.matrix.launcher import Launcher
 from bench.matrix.plan import MatrixError, Plan, Slot, create_plan, read_plan, write_plan
 from bench.matrix.process import RunAssembler
@@ -141,6 +142,38 @@ class _JobLoop:
             self.write(k, record)
             progress.run_end(record)
 
+    def current(self, k: int, plan: Plan, stored: dict[str, list[RunRecord]]) -> list[RunRecord]:
+        """The record standing for each of ``plan``'s slots so far (stored or written)."""
+        attempts = {slot: list(records) for slot, records in stored.items()}
+        for record in self.written[k]:
+            attempts.setdefault(record.slot_id or record.run_id, []).append(record)
+        current = (current_record(attempts.get(s.slot_id, [])) for s in plan.slots)
+        return [r for r in current if r is not None]
+
+    def sample_more(
+        self,
+        plans: list[Plan],
+        stored: list[dict[str, list[RunRecord]]],
+        peaks: list[dict[str, float]],
+        progress: Progress,
+    ) -> list[Plan]:
+        """Adaptive sampling across runs: rounds of one more run for every cell that
+        wants one (:func:`bench.matrix.adaptive.next_round`), each round written into
+        the plan before it runs, until no cell wants more or a stop is requested."""
+        while not self.stop.requested:
+            jobs: list[SideJob] = []
+            for k, plan in enumerate(plans):
+                more = next_round(plan, self.current(k, plan, stored[k]))
+                if more:
+                    plans[k] = dataclasses.replace(plan, slots=plan.slots + tuple(more))
+                    write_plan(self.sides[k].results, plans[k])
+                    jobs += [(k, create_job(self.sides[k], slot)) for slot in more]
+            if not jobs:
+                break
+            progress.total += len(jobs)
+            self.run(jobs, peaks, progress)
+        return plans
+
     def close(self, k: int, plan: Plan, stored: dict[str, list[RunRecord]]) -> MatrixResult:
         """Writes side ``k``'s plan in its final state; returns the invocation's result."""
         for record in self.written[k]:
@@ -189,6 +222,7 @@ def execute_plans(
             write_plan(side.results, plan)
         stack.callback(loop.launcher.close)
         loop.run(todo, peaks, progress)
+        plans = loop.sample_more(plans, stored, peaks, progress)
         return [loop.close(k, plan, stored[k]) for k, plan in enumerate(plans)]
 
 

@@ -60,6 +60,9 @@ class WorkerTask:
     profile: TraceRequest | None = None
     peak: tuple[tuple[str, str], ...] = ()
     count_flops: bool = True  # count the step's FLOPs with TensorFlow's profiler, after training
+    # adaptive sampling of this run: precision, budget_s (from the worker's start) and
+    # min_timed_steps, as trainloop.sampling.StopRule takes them
+    sampling: dict[str, float | int | None] | None = None
 
     def to_json(self, events_fd: int) -> str:
         """The worker's argument; ``events_fd`` is the pipe it writes events to."""
@@ -78,6 +81,7 @@ class WorkerTask:
                 "profile": asdict(self.profile) if self.profile else None,
                 "peak": [list(p) for p in self.peak] or None,
                 "count_flops": self.count_flops,
+                "sampling": self.sampling,
             }
         )
 
@@ -98,6 +102,7 @@ class WorkerTask:
             profile=TraceRequest(**profile) if profile else None,
             peak=tuple((str(d), str(p)) for d, p in doc.get("peak") or ()),
             count_flops=bool(doc.get("count_flops", True)),
+            sampling=doc.get("sampling"),
         )
         return task, int(doc["events_fd"])
 

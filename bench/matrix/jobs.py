@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.matrix.cells import Sampling
 from bench.matrix.job import Job, SourceTree, TraceRequest, WorkerTask
 from bench.matrix.plan import Plan, Slot, trace_run_name
 from bench.matrix.store import ResultsDir
@@ -39,6 +40,17 @@ class Side:
         return ResultsDir(self.plan.options.output_dir)
 
 
+def _run_sampling(sampling: Sampling | None) -> dict[str, float | int | None] | None:
+    """What one run's worker needs of the plan's adaptive sampling."""
+    if sampling is None:
+        return None
+    return {
+        "precision": sampling.precision,
+        "budget_s": sampling.run_budget_s,
+        "min_timed_steps": sampling.min_timed_steps,
+    }
+
+
 def _trace_request(side: Side, slot: Slot) -> TraceRequest | None:
     window = side.plan.options.profile
     if slot.purpose != "profile" or window is None:
@@ -62,6 +74,7 @@ def create_job(side: Side, slot: Slot, attempt: int = 1) -> Job:
         inject_delay_s=side.inject_delay_s,
         profile=_trace_request(side, slot),
         count_flops=slot.repeat == 0,  # the same for every run of the cell
+        sampling=_run_sampling(options.sampling),
     )
     return Job(
         task,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.matrix.cells import Cell, RunOptions
+from bench.matrix.cells import Cell, RunOptions, Sampling
 from bench.matrix.store import ResultsDir, new_invocation_id
 from reports.schema import PURPOSES, utc_timestamp
 from reports.shards import MANIFEST_KIND, Shard, plan_id
@@ -123,6 +123,7 @@ class Plan:
                 "cluster": list(o.cluster) if o.cluster else None,
                 "task_index": o.task_index,
                 "fork_workers": o.fork_workers,
+                "sampling": dataclasses.asdict(o.sampling) if o.sampling else None,
             },
             "slots": [s.to_dict() for s in self.slots],
             "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
@@ -155,6 +156,7 @@ class Plan:
             cluster=tuple(o["cluster"]) if o.get("cluster") else None,
             task_index=o.get("task_index", 0),
             fork_workers=o.get("fork_workers", True),
+            sampling=Sampling(**o["sampling"]) if o.get("sampling") else None,
         )
         sources = {k: DataSource.from_dict(v) for k, v in doc["data_sources"].items()}
         return cls(

@@ -12,9 +12,11 @@ treating them as independent would make every wobble significant. Per cell:
   them all, tied with the other timed-out runs (of either side: which of two runs stopped
   at the limit was slower is unknown). The p-value is exact, over every split of the runs.
 * the verdict:
-  - **regression**: ratio >= 1 + threshold, p_slower < alpha, and the absolute slowdown is
-    at least ``min_effect_s`` -- all three (with timed-out candidate runs, the ratio of the
-    run-level medians counting them as slower than any finished run, if that is larger);
+  - **regression**: ratio >= 1 + threshold / 2 (half the band: the midpoint between no
+    change and the slowdown the gate is sized for), p_slower < alpha, and the absolute
+    slowdown is at least ``min_effect_s`` -- all three (with timed-out candidate runs,
+    the ratio of the run-level medians counting them as slower than any finished run, if
+    that is larger);
   - **improvement**: the mirror image;
   - **no change**: no candidate run timed out, and the whole interval lies within the
     threshold band (or within ``min_effect_s`` of the baseline);
@@ -50,7 +52,8 @@ class GatePolicy:
     """When a difference counts.
 
     Attributes:
-      threshold: relative change that matters (0.10: 10% slower is a regression).
+      threshold: the band of "no change" (±0.10), and the slowdown the gate is sized to
+        catch: a significant slowdown of at least half of it is a regression.
       alpha: significance level of the one-sided Mann-Whitney test.
       min_effect_s: smallest absolute change of the median step time that matters.
       min_runs: runs per side below which no verdict but "inconclusive" is given.
@@ -133,14 +136,14 @@ class _Evidence:
 
     def regression(self, policy: GatePolicy) -> bool:
         return (
-            self.slowdown >= 1 + policy.threshold
+            self.slowdown >= 1 + policy.threshold / 2
             and self.p_slower < policy.alpha
             and (self.slowdown - 1) * self.baseline_s >= policy.min_effect_s
         )
 
     def improvement(self, policy: GatePolicy) -> bool:
         return (
-            self.ratio <= 1 / (1 + policy.threshold)
+            self.ratio <= 1 / (1 + policy.threshold / 2)
             and self.p_faster < policy.alpha
             and (1 - self.ratio) * self.baseline_s >= policy.min_effect_s
         )

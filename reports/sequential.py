@@ -19,6 +19,7 @@ normal-theory Pocock constants are not.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -27,6 +28,9 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
+
+from reports.regression import GatePolicy, Verdict
+from reports.schema import RunRecord
 
 CONFIDENCE = 0.95
 SIMULATIONS = 200_000
@@ -191,3 +195,102 @@ def simulate(
     shares: dict[str, float] = {v: c / trials for v, c in counts.items()}
     shares["mean_pairs"] = used / trials
     return shares
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The two runs of one A/B pair: the same cell and repeat, close together in time."""
+
+    baseline: RunRecord
+    candidate: RunRecord
+
+
+def run_statistic(record: RunRecord) -> float:
+    """What a run contributes to a pair: the median of its timed steps (NaN without any)."""
+    timed = record.steps.timed_seconds
+    return float(np.median(timed)) if timed else math.nan
+
+
+def paired_verdict(
+    cell: str,
+    pairs: Sequence[Pair],
+    schedule: LookSchedule,
+    policy: GatePolicy,
+    final: bool = False,
+) -> Verdict | None:
+    """The verdict on a cell from its pairs so far, or None while more pairs are due.
+
+    A candidate run that did not finish ``ok`` is a failed candidate at once; a baseline
+    run that did not is inconclusive (the gate cannot judge the candidate against it).
+    Otherwise the decision is :func:`decide`'s at the last look reached; ``final`` (the
+    loop is over, e.g. interrupted) turns an open question into "inconclusive".
+    """
+    for pair in pairs:
+        if pair.candidate.status == pair.baseline.status == "skipped":
+            reason = f"skipped on both sides: {pair.candidate.reason}"
+            return _verdict(cell, "inconclusive", reason, pairs, None)
+        if pair.candidate.status != "ok":
+            return _failed(cell, pair, pairs)
+        if pair.baseline.status != "ok":
+            reason = f"baseline run {pair.baseline.status}: {pair.baseline.reason}"
+            return _verdict(cell, "inconclusive", reason, pairs, None)
+    done = [k for k in schedule.looks if k <= len(pairs)]
+    if not done:
+        if not final:
+            return None
+        reason = f"{len(pairs)} pair(s), fewer than the first look's {schedule.looks[0]}"
+        return _verdict(cell, "inconclusive", reason, pairs, None)
+    if done[-1] != len(pairs) and not final:
+        return None  # between looks: the pairs since the last look are not judged yet
+    a = np.array([run_statistic(p.baseline) for p in pairs[: done[-1]]])
+    b = np.array([run_statistic(p.candidate) for p in pairs[: done[-1]]])
+    current = look(np.log(b) - np.log(a), schedule)
+    decision = decide(current, schedule, policy.threshold, float(np.median(a)), policy.min_effect_s)
+    if decision.verdict is None and not final:
+        return None
+    return _verdict(cell, decision.verdict or "inconclusive", decision.reason, pairs, current)
+
+
+def _verdict(
+    cell: str, verdict: str, reason: str, pairs: Sequence[Pair], current: Look | None
+) -> Verdict:
+    base = [run_statistic(p.baseline) for p in pairs if p.baseline.status == "ok"]
+    cand = [run_statistic(p.candidate) for p in pairs if p.candidate.status == "ok"]
+    return Verdict(
+        cell=cell,
+        verdict=verdict,
+        reason=reason,
+        baseline_median_s=float(np.median(base)) if base else math.nan,
+        candidate_median_s=float(np.median(cand)) if cand else math.nan,
+        baseline_runs=len(base),
+        candidate_runs=len(cand),
+        ratio=current.ratio if current else math.nan,
+        ratio_ci_low=current.low if current else math.nan,
+        ratio_ci_high=current.high if current else math.nan,
+        p_slower=math.nan,
+        p_faster=math.nan,
+        candidate_status="ok" if len(cand) == len(pairs) else "",
+    )
+
+
+def _failed(cell: str, pair: Pair, pairs: Sequence[Pair]) -> Verdict:
+    run = pair.candidate
+    detail = f"candidate run {run.status}" + (f" ({run.reason})" if run.reason else "")
+    if run.log_file:
+        detail += f"; log: {run.log_file}"
+    verdict = _verdict(cell, "candidate failed", detail, pairs, None)
+    return dataclasses.replace(verdict, candidate_status=run.status, candidate_log=run.log_file)
+
+
+def sequential_method(schedule: LookSchedule, policy: GatePolicy) -> str:
+    """How the sequential A/B decides, in a sentence for the report."""
+    looks = ", ".join(map(str, schedule.looks))
+    return (
+        "Ratios: candidate / baseline median step time over pairs of runs close in time, "
+        "with a 95% group-sequential interval (paired t on the log ratios, Pocock's "
+        f"levels for looks after {looks} pairs: the error rates hold though each cell is "
+        f"looked at repeatedly). A regression: the interval lies above 1 and the slowdown "
+        f"is at least {policy.threshold / 2:.0%} (half the ±{policy.threshold:.0%} band) "
+        f"and {policy.min_effect_s * 1e3:g} ms per step; no change: the interval lies "
+        f"within ±{policy.threshold:.0%}"
+    )

@@ -26,11 +26,27 @@ def _ratio(v: Verdict) -> str:
     return f"{v.ratio:.3f} [{v.ratio_ci_low:.3f}–{v.ratio_ci_high:.3f}]"
 
 
+def fixed_sample_method(policy: GatePolicy) -> str:
+    """How ``compare`` decides, in a sentence for the report."""
+    return (
+        "Ratios: candidate / baseline median step time, with a 95% interval over runs "
+        "(Welch t on the log run medians). A regression needs a slowdown of at least "
+        f"{policy.threshold / 2:.0%} (half the ±{policy.threshold:.0%} band of no change), "
+        f"significance at p < {policy.alpha} (one-sided "
+        "Mann–Whitney over runs, a timed-out run ranking as the slowest) and at least "
+        f"{policy.min_effect_s * 1e3:g} ms per step"
+    )
+
+
 def verdicts_markdown(
-    verdicts: Sequence[Verdict], base: Side, cand: Side, policy: GatePolicy
+    verdicts: Sequence[Verdict],
+    base: Side,
+    cand: Side,
+    policy: GatePolicy,
+    method: str | None = None,
 ) -> str:
-    """The comparison as a Markdown table, with the gate's outcome and what was not
-    compared."""
+    """The comparison as a Markdown table, with the gate's outcome, how it decided
+    (``method``; default: :func:`fixed_sample_method`) and what was not compared."""
     header = [
         "Cell",
         "Baseline ms (runs)",
@@ -58,12 +74,9 @@ def verdicts_markdown(
     )
     notes = [
         outcome,
-        f"Baseline: `{base.source}`; candidate: `{cand.source}`. Ratios: candidate / "
-        "baseline median step time, with a 95% interval over runs (Welch t on the log run "
-        f"medians). A regression needs a slowdown of at least {policy.threshold:.0%}, "
-        f"significance at p < {policy.alpha} (one-sided Mann–Whitney over runs, a timed-out "
-        f"run ranking as the slowest) and at least {policy.min_effect_s * 1e3:g} ms per step; "
-        "a cell the candidate did not finish, or where a candidate run failed, fails the gate.",
+        f"Baseline: `{base.source}`; candidate: `{cand.source}`. "
+        f"{method or fixed_sample_method(policy)}; a cell the candidate did not finish, or "
+        "where a candidate run failed, fails the gate.",
         *comparison_notes(base, cand),
     ]
     return markdown_table(header, rows, "lrrrrl") + "\n\n" + "\n\n".join(notes)

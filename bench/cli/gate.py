@@ -20,11 +20,14 @@ from bench.cli.parsing import (
     parse_positive_int,
 )
 from bench.cli.run import plan_cells
-from bench.gate.ab import RevisionError, run_ab
+from bench.gate.ab import ABResult, RevisionError, ab_verdicts, run_ab
+from bench.matrix.plan import read_plan
 from bench.matrix.signals import StopRequest, stop_on_signals
 from bench.matrix.store import write_atomic
-from reports.regression import FAILING, GatePolicy, compare_sides, comparison_notes
+from reports.load import load_records
+from reports.regression import FAILING, GatePolicy, Verdict, compare_sides, comparison_notes
 from reports.schema import ResultFileError
+from reports.sequential import LookSchedule, sequential_method
 from reports.sides import Side, environment_differences, load_side
 from reports.verdicts import verdicts_json, verdicts_markdown
 
@@ -62,6 +65,21 @@ def write_output(path: Path, text: str, append: bool = False) -> None:
 
 
 def _gate(base: Side, cand: Side, policy: GatePolicy, args: argparse.Namespace) -> int:
+    verdicts = compare_sides(base, cand, policy)
+    if not verdicts:
+        raise UsageError(f"no cell has a finished run in the baseline {base.source}")
+    return _report(verdicts, base, cand, policy, args)
+
+
+def _report(
+    verdicts: list[Verdict],
+    base: Side,
+    cand: Side,
+    policy: GatePolicy,
+    args: argparse.Namespace,
+    method: str | None = None,
+) -> int:
+    """Prints (and writes) the verdicts; the exit code: 1 if the gate fails."""
     differences = environment_differences(base, cand)
     if differences and not args.allow_mixed_environments:
         raise UsageError(
@@ -69,10 +87,7 @@ def _gate(base: Side, cand: Side, policy: GatePolicy, args: argparse.Namespace) 
             f"differ in {', '.join(differences)}); compare like with like, or "
             "pass --allow-mixed-environments"
         )
-    verdicts = compare_sides(base, cand, policy)
-    if not verdicts:
-        raise UsageError(f"no cell has a finished run in the baseline {base.source}")
-    markdown = verdicts_markdown(verdicts, base, cand, policy)
+    markdown = verdicts_markdown(verdicts, base, cand, policy, method)
     print(markdown)
     if args.summary is not None:
         write_output(args.summary, markdown + "\n\n", append=True)
@@ -100,16 +115,32 @@ def _gate_policy(args: argparse.Namespace) -> GatePolicy:
         raise UsageError(str(exc)) from None
 
 
+def ab_schedule(args: argparse.Namespace) -> LookSchedule:
+    """The looks of an A/B: ``--runs N`` pairs and one look, or the sequential design."""
+    try:
+        if args.runs is not None:
+            return LookSchedule((args.runs,))
+        return LookSchedule.every(args.look_every, args.min_pairs, args.max_pairs)
+    except ValueError as exc:
+        raise UsageError(
+            f"--runs/--min-pairs/--max-pairs/--look-every: {exc} (a paired interval needs "
+            "3 pairs or more)"
+        ) from None
+
+
 def ab_command(args: argparse.Namespace) -> int:
     """Same-job A/B: a baseline revision vs this source (the CI gate).
 
-    Exports --baseline REV from git, runs each cell --runs times from the baseline's
-    source and from this one, interleaved in fresh processes, then compares them like
-    `tapebench compare`. Exit 0: no regression; 1: a regression or a failed candidate;
-    2: bad input.
+    Exports --baseline REV from git and runs each cell in pairs -- one run from the
+    baseline's source, one from this one, in fresh processes, in alternating order --
+    until its verdict is decided (looking after --min-pairs pairs, then every
+    --look-every, at most --max-pairs: a group-sequential design whose error rates hold
+    under the repeated looks). --runs N runs exactly N pairs and looks once. Exit 0: no
+    regression; 1: a regression or a failed candidate; 2: bad input.
     """
     cells, options, sources = plan_cells(args)
     policy = _gate_policy(args)
+    schedule = ab_schedule(args)
     out = Path(args.output_dir)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--output-dir {out} is not empty; an A/B needs a fresh directory")
@@ -121,7 +152,8 @@ def ab_command(args: argparse.Namespace) -> int:
                 options,
                 sources,
                 args.baseline,
-                args.runs,
+                schedule,
+                policy,
                 [PROG, *args.argv],
                 args.inject_delay_ms / 1e3,
                 stop,
@@ -136,12 +168,21 @@ def ab_command(args: argparse.Namespace) -> int:
         )
         return 130
     print(f"{PROG}: baseline {args.baseline} = {result.baseline_commit[:12]}", file=sys.stderr)
+    return _ab_gate(result, schedule, policy, args)
+
+
+def _ab_gate(
+    result: ABResult, schedule: LookSchedule, policy: GatePolicy, args: argparse.Namespace
+) -> int:
+    plans = [read_plan(result.baseline, None), read_plan(result.candidate, None)]
+    records = [load_records([result.baseline.root]), load_records([result.candidate.root])]
+    verdicts = [v for v in ab_verdicts(plans, records, schedule, policy).values() if v]
     try:
         base, cand = load_side(result.baseline.root), load_side(result.candidate.root)
     except ResultFileError as exc:  # e.g. every run failed: nothing to compare
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    return _gate(base, cand, policy, args)
+    return _report(verdicts, base, cand, policy, args, sequential_method(schedule, policy))
 
 
 def register_ab(sub: Any) -> None:
@@ -152,13 +193,34 @@ def register_ab(sub: Any) -> None:
         metavar="REV",
         help="git revision to compare against (e.g. origin/main, HEAD~1)",
     )
-    p.add_argument(
+    g = p.add_argument_group("pairs")
+    g.add_argument(
+        "--min-pairs",
+        type=parse_positive_int,
+        default=4,
+        metavar="N",
+        help="pairs of runs before the first look (default: 4, at least 3)",
+    )
+    g.add_argument(
+        "--max-pairs",
+        type=parse_positive_int,
+        default=20,
+        metavar="N",
+        help="the most pairs a cell gets: the budget (default: 20)",
+    )
+    g.add_argument(
+        "--look-every",
+        type=parse_positive_int,
+        default=2,
+        metavar="N",
+        help="pairs between looks (default: 2)",
+    )
+    g.add_argument(
         "--runs",
         type=parse_positive_int,
-        default=5,
+        default=None,
         metavar="N",
-        help="runs per cell and side (default: 5; the verdict needs 3 or more, "
-        "and significance at 0.05 needs 4)",
+        help="a fixed design instead: exactly N pairs (3 or more), one look",
     )
     p.add_argument(
         "--inject-delay-ms",

@@ -221,7 +221,8 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
         type=parse_positive_float,
         default=0.10,
         metavar="FRACTION",
-        help="relative slowdown that counts as a regression (default: 0.10)",
+        help="the band of no change, ±FRACTION; a significant slowdown of at least half "
+        "of it is a regression (default: 0.10)",
     )
     g.add_argument(
         "--alpha",

@@ -2,7 +2,10 @@
 
 The baseline's source is exported from git (``git archive REV``) into the output
 directory; every run is a fresh worker process started from one source tree or the other,
-in the order A B, B A, A B, ... (so drift and warm-up of the machine hit both alike). The
+in pairs ordered A B, B A, A B, ... (so drift and warm-up of the machine hit both alike).
+Pairs are added until each cell's verdict is decided (a group-sequential design whose
+error rates hold under the repeated looks, :mod:`reports.sequential`) or the budget of
+pairs is spent. The
 two sides land in ``OUT/baseline`` and ``OUT/candidate``, ordinary results directories that
 ``tapebench report`` and ``tapebench compare`` read. This is the recommended CI setup: both
 sides share the runner, the hour and the noise; a baseline stored from another machine
@@ -21,12 +24,15 @@ from typing import TextIO
 
 from bench.machine.fingerprint import COMMIT_MARKER, SOURCE_ROOT
 from bench.matrix.cells import Cell, RunOptions
-from bench.matrix.execute import execute_plans
+from bench.matrix.execute import More, execute_plans
 from bench.matrix.job import SourceTree
 from bench.matrix.jobs import Side
-from bench.matrix.plan import ABSide, Slot, create_plan, write_plan
+from bench.matrix.plan import ABSide, Plan, Slot, create_plan, write_plan
 from bench.matrix.signals import StopRequest
 from bench.matrix.store import ResultsDir
+from reports.regression import GatePolicy, Verdict
+from reports.schema import RunRecord
+from reports.sequential import LookSchedule, Pair, paired_verdict
 from trainloop.datasets import DataSource
 
 
@@ -73,18 +79,79 @@ def export_revision(rev: str, target: Path, repo: Path = SOURCE_ROOT) -> str:
     return commit
 
 
+def pair_order(index: int, repeat: int, slots: tuple[Slot, Slot]) -> list[tuple[int, Slot]]:
+    """Pair ``repeat`` of a cell in the order it runs: A B for even repeats, B A for odd,
+    so that neither side always goes first."""
+    pair = [(0, slots[0]), (1, slots[1])]
+    return pair if repeat % 2 == 0 else pair[::-1]
+
+
+def ab_pairs(
+    plans: Sequence[Plan], records: Sequence[Sequence[RunRecord]]
+) -> dict[int, list[Pair]]:
+    """Each cell's pairs so far (by cell index), in repeat order: a baseline and a
+    candidate run of the same repeat, both recorded."""
+    by_slot = [{r.slot_id: r for r in side} for side in records]
+    out: dict[int, list[Pair]] = {}
+    for base_slot in plans[0].slots:
+        if base_slot.purpose != "timing":
+            continue
+        cand_id = base_slot.slot_id.replace(plans[0].invocation_id, plans[1].invocation_id, 1)
+        a, b = by_slot[0].get(base_slot.slot_id), by_slot[1].get(cand_id)
+        if a is not None and b is not None:
+            out.setdefault(base_slot.cell_index, []).append(Pair(a, b))
+    for pairs in out.values():
+        pairs.sort(key=lambda p: p.baseline.repeat)
+    return out
+
+
+def ab_verdicts(
+    plans: Sequence[Plan],
+    records: Sequence[Sequence[RunRecord]],
+    schedule: LookSchedule,
+    policy: GatePolicy,
+    final: bool = True,
+) -> dict[int, Verdict | None]:
+    """The verdict on every cell of the A/B (None: undecided, more pairs due)."""
+    pairs = ab_pairs(plans, records)
+    return {
+        i: paired_verdict(cell.label, pairs.get(i, []), schedule, policy, final)
+        for i, cell in enumerate(plans[0].cells)
+    }
+
+
+def _sequential(schedule: LookSchedule, policy: GatePolicy) -> More:
+    """What runs next in a sequential A/B: one more pair for every undecided cell."""
+
+    def more(plans: list[Plan], records: list[list[RunRecord]]) -> list[tuple[int, Slot]]:
+        order: list[tuple[int, Slot]] = []
+        pairs = ab_pairs(plans, records)
+        for index, verdict in ab_verdicts(plans, records, schedule, policy, False).items():
+            done = len(pairs.get(index, []))
+            if verdict is not None or done >= schedule.max_pairs:
+                continue
+            new = tuple(Slot(f"{p.invocation_id}-c{index:02d}-r{done}", index, done) for p in plans)
+            order += pair_order(index, done, (new[0], new[1]))
+        return order
+
+    return more
+
+
 def run_ab(
     cells: Sequence[Cell],
     options: RunOptions,
     sources: Mapping[str, DataSource],
     baseline_rev: str,
-    runs: int,
+    schedule: LookSchedule,
+    policy: GatePolicy,
     argv: Sequence[str] = (),
     inject_delay_s: float = 0.0,
     stop: StopRequest | None = None,
     stream: TextIO | None = None,
 ) -> ABResult:
-    """Runs every cell ``runs`` times from each side, interleaved, in fresh processes.
+    """Runs A/B pairs of every cell -- the baseline's tree, then this one, or the other
+    way round, alternately, in fresh processes -- until its verdict is decided at one of
+    ``schedule``'s looks or its last look is reached.
 
     Both sides go through the matrix's job loop (:func:`execute_plans`), so they get its
     skips, GPU probe, locks and cluster settings. ``inject_delay_s`` slows every candidate
@@ -100,13 +167,14 @@ def run_ab(
         # The gate compares step times; the efficiency columns' peaks are not needed.
         side_options = replace(options, output_dir=root / name, measure_peak=False)
         ab = ABSide(name, baseline_rev, commit)
-        plan = create_plan(cells, runs, side_options, sources, argv, ab)
+        # One pair to start with; more follow one at a time (a broken candidate ends a cell
+        # after its first run), judged at the schedule's looks.
+        plan = create_plan(cells, 1, side_options, sources, argv, ab)
         write_plan(ResultsDir(side_options.output_dir).create(), plan)
         delay = inject_delay_s if name == "candidate" else 0.0
         sides.append(Side(plan, tree, delay, name))
     order: list[tuple[int, Slot]] = []
-    for slot_b, slot_c in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
-        pair = [(0, slot_b), (1, slot_c)]
-        order += pair if slot_b.repeat % 2 == 0 else pair[::-1]  # A B, B A, ...
-    base, cand = execute_plans(sides, order, stop, stream)
+    for a, b in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
+        order += pair_order(a.cell_index, a.repeat, (a, b))
+    base, cand = execute_plans(sides, order, stop, stream, _sequential(schedule, policy))
     return ABResult(base.results, cand.results, commit, base.interrupted)

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -39,6 +39,8 @@ from bench.matrix.workers import execute_job
 from reports.schema import RunRecord
 from trainloop.datasets import DataSource
 
+# What runs next, given the plans and every side's records so far: (side index, new slot)
+More = Callable[[list[Plan], list[list[RunRecord]]], list[tuple[int, Slot]]]
 SideJob = tuple[int, Job]  # a job, and the index of the side it belongs to
 
 
@@ -150,28 +152,27 @@ class _JobLoop:
         current = (current_record(attempts.get(s.slot_id, [])) for s in plan.slots)
         return [r for r in current if r is not None]
 
-    def sample_more(
+    def extend(
         self,
         plans: list[Plan],
         stored: list[dict[str, list[RunRecord]]],
         peaks: list[dict[str, float]],
         progress: Progress,
+        more: More,
     ) -> list[Plan]:
-        """Adaptive sampling across runs: rounds of one more run for every cell that
-        wants one (:func:`bench.matrix.adaptive.next_round`), each round written into
-        the plan before it runs, until no cell wants more or a stop is requested."""
+        """Runs what ``more`` asks for next, given every side's records so far, until it
+        asks for nothing or a stop is requested; each batch of new slots is written into
+        its side's plan before it runs, so ``--resume`` sees them."""
         while not self.stop.requested:
-            jobs: list[SideJob] = []
-            for k, plan in enumerate(plans):
-                more = next_round(plan, self.current(k, plan, stored[k]))
-                if more:
-                    plans[k] = dataclasses.replace(plan, slots=plan.slots + tuple(more))
-                    write_plan(self.sides[k].results, plans[k])
-                    jobs += [(k, create_job(self.sides[k], slot)) for slot in more]
-            if not jobs:
+            order = more(plans, [self.current(k, p, stored[k]) for k, p in enumerate(plans)])
+            if not order:
                 break
-            progress.total += len(jobs)
-            self.run(jobs, peaks, progress)
+            for k in dict.fromkeys(k for k, _ in order):
+                new = tuple(s for i, s in order if i == k)
+                plans[k] = dataclasses.replace(plans[k], slots=plans[k].slots + new)
+                write_plan(self.sides[k].results, plans[k])
+            progress.total += len(order)
+            self.run([(k, create_job(self.sides[k], s)) for k, s in order], peaks, progress)
         return plans
 
     def close(self, k: int, plan: Plan, stored: dict[str, list[RunRecord]]) -> MatrixResult:
@@ -192,14 +193,22 @@ class _JobLoop:
         )
 
 
+def adaptive_rounds(plans: list[Plan], records: list[list[RunRecord]]) -> list[tuple[int, Slot]]:
+    """The default of what runs next: adaptive sampling's next round for every side
+    (:func:`bench.matrix.adaptive.next_round`; nothing without a precision)."""
+    return [(k, s) for k, plan in enumerate(plans) for s in next_round(plan, records[k])]
+
+
 def execute_plans(
     sides: Sequence[Side],
     order: Sequence[tuple[int, Slot]],
     stop: StopRequest | None = None,
     stream: TextIO | None = None,
+    more: More | None = None,
 ) -> list[MatrixResult]:
     """Runs the slots of ``order`` -- (side index, slot) pairs -- that still need a run,
-    in that order, under the rules above; returns each side's result.
+    in that order, under the rules above; then whatever ``more`` asks for next, given the
+    records so far (default: :func:`adaptive_rounds`); returns each side's result.
 
     Raises:
       MatrixError: an invocation is running in another process.
@@ -222,7 +231,7 @@ def execute_plans(
             write_plan(side.results, plan)
         stack.callback(loop.launcher.close)
         loop.run(todo, peaks, progress)
-        plans = loop.sample_more(plans, stored, peaks, progress)
+        plans = loop.extend(plans, stored, peaks, progress, more or adaptive_rounds)
         return [loop.close(k, plan, stored[k]) for k, plan in enumerate(plans)]
 
 

@@ -120,7 +120,7 @@ def test_ab_measures_an_older_revision_against_this_source(tmp_path):
         "--baseline",
         rev,
         "--runs",
-        "2",
+        "3",
         "--model",
         "tiny",
         "--steps-per-epoch",
@@ -132,13 +132,13 @@ def test_ab_measures_an_older_revision_against_this_source(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert "**inconclusive**: 2 run(s) on one side; need 3 or more" in result.stdout
+    assert "after 3 pairs" in result.stdout and "group-sequential interval" in result.stdout
     order = [
         line.split(": ")[0].split("] ")[1]
         for line in result.stderr.splitlines()
         if ": ok" in line and "] " in line
     ]
-    assert order == ["baseline", "candidate", "candidate", "baseline"]  # A B, B A
+    assert order == ["baseline", "candidate", "candidate", "baseline", "baseline", "candidate"]
     base = ResultsDir(out / "baseline")
     records = [json.loads(p.read_text()) for p in base.runs.glob("*.json")]
     assert {r["run"]["fingerprint"]["git_commit"] for r in records} == {commit}
@@ -214,7 +214,7 @@ def test_ab_fails_when_every_candidate_run_fails(tmp_path):
     # Every candidate step is slowed far past the time limit: the candidate never
     # finishes a run, and the gate must fail rather than compare nothing.
     summary = tmp_path / "summary.md"
-    tiny = ["--runs", "1", "--model", "tiny", "--steps-per-epoch", "15", "--timeout", "60"]
+    tiny = ["--model", "tiny", "--steps-per-epoch", "15", "--timeout", "60"]
     result = run_cli(
         tmp_path,
         *["ab", "--baseline", "HEAD", *tiny, "--inject-delay-ms", "600000"],
@@ -222,7 +222,8 @@ def test_ab_fails_when_every_candidate_run_fails(tmp_path):
         timeout=600,
     )
     assert result.returncode == 1, result.stderr
-    assert "**candidate failed**: timeout 1/1" in result.stdout
+    assert "**candidate failed**: candidate run timeout" in result.stdout
+    assert len(list((tmp_path / "ab" / "candidate" / "runs").glob("*.json"))) == 1  # at once
     assert "**Gate: fail**" in summary.read_text()
 
 

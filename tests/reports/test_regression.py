@@ -219,3 +219,15 @@ def test_what_was_not_compared_is_noted():
         "Not compared: the baseline has no finished run of broken (failed 1/1)",
         "Only in the candidate (not compared): new (ok 3/3)",
     ]
+
+
+def test_a_significant_slowdown_of_half_the_threshold_is_a_regression():
+    """The threshold is the band of no change; a clearly significant slowdown of at least
+    half of it (here 7% against ±10%) fails the gate, one below half does not."""
+    rng = np.random.default_rng(11)
+    base = runs(rng, 8, 0.040, run_noise=0.005)
+    assert judge(base, runs(rng, 8, 0.040 * 1.07, run_noise=0.005), POLICY).verdict == (
+        "regression"
+    )
+    small = judge(base, runs(rng, 8, 0.040 * 1.03, run_noise=0.005), POLICY)
+    assert small.verdict == "no change", small.reason

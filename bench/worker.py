@@ -166,6 +166,8 @@ def _run(task: WorkerTask, events: EventWriter, started: float) -> tuple[str, st
             trace=trace,
             max_steps=profile.last if profile else None,
             stop_rule=rule,
+            inject_work=task.inject_work,
+            measure_work_unit=task.measure_work_unit,
         )
         loop.run(EventListener(events))
         if rule is not None:

@@ -88,18 +88,29 @@ def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame([run_row(r) for r in records])
 
 
-STEP_COLUMNS = ["run_id", "epoch", "step", "phase", "seconds", "loss", "input_seconds"]
+STEP_COLUMNS = [
+    "run_id",
+    "epoch",
+    "step",
+    "phase",
+    "seconds",
+    "loss",
+    "input_seconds",
+    "cpu_seconds",
+]
 
 
 def _step_columns(record: RunRecord) -> dict[str, Any]:
     columns: dict[str, Any] = {"run_id": record.run_id, **asdict(record.steps)}
-    if not columns["input_seconds"]:
-        columns["input_seconds"] = [None] * len(record.steps)
+    for optional in ("input_seconds", "cpu_seconds"):
+        if not columns[optional]:
+            columns[optional] = [None] * len(record.steps)
     return columns
 
 
 def steps_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per sample (call): run_id, epoch, step, phase, seconds, loss, input_seconds."""
+    """One row per sample (call): run_id, epoch, step, phase, seconds, loss, input_seconds,
+    cpu_seconds."""
     frames = [pd.DataFrame(_step_columns(r)) for r in records if len(r.steps)]
     if not frames:
         return pd.DataFrame(columns=STEP_COLUMNS)

@@ -117,8 +117,10 @@ class ResultFileError(ValueError):
 class Steps:
     """Raw samples, column-wise: one per call of the step (one step per call unless the
     cell's ``steps_per_call`` is larger). ``step`` is the run step (from 0) the call
-    started at; ``seconds`` and ``input_seconds`` (the part spent obtaining the batch,
-    where measured) are per step: the call's time divided by its steps."""
+    started at; ``seconds``, ``input_seconds`` (the part spent obtaining the batch,
+    where measured) and ``cpu_seconds`` (the CPU time of the whole process, all its
+    threads, in the call's interval, where measured) are per step: the call's figure
+    divided by its steps."""
 
     epoch: tuple[int, ...] = ()
     step: tuple[int, ...] = ()
@@ -126,13 +128,16 @@ class Steps:
     seconds: tuple[float, ...] = ()
     loss: tuple[float | None, ...] = ()
     input_seconds: tuple[float | None, ...] = ()
+    cpu_seconds: tuple[float | None, ...] = ()
 
     def __post_init__(self) -> None:
-        lengths = {len(getattr(self, f.name)) for f in fields(self) if f.name != "input_seconds"}
+        optional = ("input_seconds", "cpu_seconds")
+        lengths = {len(getattr(self, f.name)) for f in fields(self) if f.name not in optional}
         if len(lengths) > 1:
             raise ValueError(f"step columns have different lengths: {sorted(lengths)}")
-        if self.input_seconds and len(self.input_seconds) != len(self.step):
-            raise ValueError("input_seconds must be empty or as long as the other columns")
+        for name in optional:
+            if getattr(self, name) and len(getattr(self, name)) != len(self.step):
+                raise ValueError(f"{name} must be empty or as long as the other columns")
         bad = set(self.phase) - set(PHASES)
         if bad:
             raise ValueError(f"unknown step phase(s) {sorted(bad)}; expected {PHASES}")
@@ -145,6 +150,14 @@ class Steps:
         """The per-step seconds of phase ``timed``: the samples every statistic uses."""
         return tuple(s for s, p in zip(self.seconds, self.phase, strict=True) if p == "timed")
 
+    @property
+    def timed_cpu_seconds(self) -> tuple[float, ...]:
+        """The per-step process CPU seconds of phase ``timed`` (empty where not measured)."""
+        if not self.cpu_seconds:
+            return ()
+        pairs = zip(self.cpu_seconds, self.phase, strict=True)
+        return tuple(float(c) for c, p in pairs if p == "timed" and c is not None)
+
     def extend(
         self,
         epoch: int,
@@ -154,6 +167,7 @@ class Steps:
         losses: tuple[float, ...],
         input_seconds: tuple[float | None, ...] = (),
         stride: int = 1,
+        cpu_seconds: tuple[float | None, ...] = (),
     ) -> Steps:
         """A copy with one chunk of consecutive calls of ``stride`` steps appended."""
         n = len(seconds)
@@ -165,6 +179,8 @@ class Steps:
             seconds=self.seconds + seconds,
             loss=self.loss + tuple(x if math.isfinite(x) else None for x in losses),
             input_seconds=(self.input_seconds or (None,) * len(self.step)) + tuple(inputs),
+            cpu_seconds=(self.cpu_seconds or (None,) * len(self.step))
+            + tuple(cpu_seconds or (None,) * n),
         )
 
 

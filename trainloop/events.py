@@ -34,6 +34,8 @@ class LoopInfo:
     # time.monotonic() when the run was ready to make its first call (model, optimizer,
     # input pipeline and evaluation's tracing done): where start-up ends
     ready_at: float | None = None
+    injected_work_units: int = 0  # units of create_burner's work added to every step
+    work_unit_s: float | None = None  # what one unit takes here, where measured
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class StepChunk:
     phases: tuple[str, ...]
     input_seconds: tuple[float | None, ...] = ()
     steps_per_sample: int = 1
+    cpu_seconds: tuple[float | None, ...] = ()  # the process's CPU time (all threads) per step
 
 
 @dataclass(frozen=True)

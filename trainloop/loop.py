@@ -39,7 +39,7 @@ from trainloop.flops import analytic_flops_per_step, profiler_flops_per_step
 from trainloop.plan import StepPlan
 from trainloop.sampling import StopRule
 from trainloop.session import Session, open_session
-from trainloop.step import tracing_count
+from trainloop.step import create_burner, tracing_count, work_unit_seconds
 from trainloop.tracing import TraceWindow
 from trainloop.trainer import CallClock, EpochTraining, RunSetup, Trainer
 
@@ -108,6 +108,8 @@ class TrainingLoop:
         trace: TraceWindow | None = None,
         max_steps: int | None = None,
         stop_rule: StopRule | None = None,
+        inject_work: int = 0,
+        measure_work_unit: bool = False,
     ) -> None:
         """
         Args:
@@ -119,6 +121,11 @@ class TrainingLoop:
           max_steps: stop training after this many steps (over all epochs).
           stop_rule: end the run once it has measured enough (precision or time); the
             rule then says why (its ``reason``).
+          inject_work: units of real work (matmuls, :func:`trainloop.step.create_burner`)
+            added to every step, inside its timed interval: a known slowdown that load
+            stretches as it stretches the step. Reported in LoopInfo.
+          measure_work_unit: measure what one unit takes here (LoopInfo.work_unit_s), so
+            that a slowdown can be sized as a fraction of the step.
 
         Raises:
           ValueError: an argument is out of range, or the variant is an unsupported
@@ -126,6 +133,9 @@ class TrainingLoop:
         """
         if inject_delay_s < 0:
             raise ValueError(f"inject_delay_s={inject_delay_s!r} must be >= 0")
+        if inject_work < 0:
+            raise ValueError(f"inject_work={inject_work!r} must be >= 0")
+        self.inject_work, self.measure_work_unit = inject_work, measure_work_unit
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps={max_steps!r} must be >= 1")
         reason = variant.unsupported_reason()
@@ -176,7 +186,11 @@ class TrainingLoop:
             steps_per_epoch=self.plan.epoch_steps,
             injected_delay_s=self.inject_delay_s,
             flops_per_step=analytic_flops_per_step(session.model, w.batch_size),
+            injected_work_units=self.inject_work,
         )
+        burn = create_burner() if self.inject_work or self.measure_work_unit else None
+        if burn is not None and self.measure_work_unit:
+            describe["work_unit_s"] = work_unit_seconds(burn)
         self._step_fn = session.train_step_fn
         return RunSetup(
             plan=self.plan,
@@ -187,6 +201,8 @@ class TrainingLoop:
             inject_delay_s=self.inject_delay_s,
             trace=self.trace,
             stop_rule=self.stop_rule,
+            inject_work=self.inject_work,
+            burn=burn,
         )
 
     def profiler_flops(self) -> float | None:

@@ -8,6 +8,7 @@ factory" rule).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -121,3 +122,38 @@ def create_device_sync(device: str = "gpu") -> tuple[Callable[[], None], str]:
     if sync is None or (device == "cpu" and synchronous):
         return (lambda: None), "fetch"
     return sync, "fetch+sync_devices"
+
+
+WORK_UNIT = 256  # the injected work's unit: one float32 matmul of this square size
+
+
+def create_burner() -> Callable[[int], None]:
+    """Returns ``burn(units)``: ``units`` chained float32 matmuls of WORK_UNIT square on the
+    current device, in one compiled call, waited for -- real work on the step's threads,
+    which a busy machine slows as it slows the step (unlike a wait for a fixed time).
+    Used to slow a candidate by a known amount when checking a regression gate."""
+    with tf.init_scope():
+        weights = tf.random.stateless_uniform([WORK_UNIT, WORK_UNIT], seed=(1, 2)) / WORK_UNIT
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def chain(units: tf.Tensor) -> tf.Tensor:
+        x = tf.ones([WORK_UNIT, WORK_UNIT])
+        for _ in tf.range(units):
+            x = tf.tanh(tf.linalg.matmul(x, weights))
+        return x[0, 0]
+
+    def burn(units: int) -> None:
+        float(chain(tf.constant(units, tf.int32)))
+
+    burn(1)  # trace it now, not inside a step
+    return burn
+
+
+def work_unit_seconds(burn: Callable[[int], None], units: int = 200) -> float:
+    """The time one unit of :func:`create_burner`'s work takes here (median of five)."""
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        burn(units)
+        times.append((time.perf_counter() - start) / units)
+    return sorted(times)[2]

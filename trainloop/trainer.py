@@ -57,6 +57,8 @@ class RunSetup:
       inject_delay_s: a busy wait added to every step, inside its interval.
       trace: the profiler window, or None.
       stop_rule: ends the run early once it has measured enough (adaptive sampling).
+      inject_work: units of real work (:func:`trainloop.step.create_burner`) added to every
+        step, inside its interval; ``burn`` runs them.
     """
 
     plan: StepPlan
@@ -67,6 +69,8 @@ class RunSetup:
     inject_delay_s: float = 0.0
     trace: TraceWindow | None = None
     stop_rule: StopRule | None = None
+    inject_work: int = 0
+    burn: Callable[[int], None] | None = None
 
     def loop_info(
         self, first_call_s: float, tracing_count: int | None, extra: dict[str, Any] | None = None
@@ -124,18 +128,21 @@ class CallClock:
         self.first_step = plan.first_step(epoch)
         self.call_seconds: list[float] = []
         self.input_seconds: list[float | None] = []
+        self.cpu_seconds: list[float] = []  # the process's CPU time (all threads) per call
         self.losses: list[float] = []
         self.steps_done = 0  # steps of the calls timed so far
         self._loop_info = loop_info
         self._start = time.perf_counter() if start is None else start
         self._prep = 0.0
         self._last = self._input = self._start
+        self._last_cpu = time.process_time()
         self._next_progress = 0.0
         self._reported = False
 
     def begin(self) -> None:
         """Starts the first call's interval: the epoch's preparation is over."""
         self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
         self._prep = self._last - self._start
 
     @property
@@ -154,10 +161,15 @@ class CallClock:
 
     def end_call(self, loss: float, reads_input: bool = False) -> None:
         """Ends the call's interval; call it after fetching ``loss`` and syncing."""
-        t = time.perf_counter()
         k = self.calls[len(self.call_seconds)]
+        if self.setup.burn is not None and self.setup.inject_work:
+            self.setup.burn(self.setup.inject_work * k)
+        t = time.perf_counter()
         if self.setup.inject_delay_s:
             t = busy_wait(t, self.setup.inject_delay_s * k)
+        cpu = time.process_time()
+        self.cpu_seconds.append(cpu - self._last_cpu)
+        self._last_cpu = cpu
         self.call_seconds.append(t - self._last)
         self.input_seconds.append((self._input - self._last) / k if reads_input else None)
         self.losses.append(loss)
@@ -167,11 +179,12 @@ class CallClock:
     @contextlib.contextmanager
     def excluded(self) -> Iterator[None]:
         """Work in this block is in no interval and not in the epoch's time."""
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self._last += time.perf_counter() - start
+            self._last_cpu += time.process_time() - start_cpu
 
     def open_trace(self) -> None:
         """Before a call: starts the profiler if the call holds the window's first step."""
@@ -240,6 +253,7 @@ class CallClock:
             self.phases[:done],
             tuple(self.input_seconds),
             self.setup.plan.steps_per_call,
+            tuple(c / k for c, k in zip(self.cpu_seconds, self.calls, strict=False)),
         )
         with self.excluded():
             self.listener.steps_end(chunk)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bench.cli import gate, history, report, run, traces
+from bench.cli import calibrate, gate, history, report, run, traces
 from bench.cli.errors import PROG, UsageError
 from bench.cli.matrixfile import MatrixFileError, load_matrix_file
 
@@ -38,6 +38,7 @@ def create_parser() -> argparse.ArgumentParser:
     report.register(sub)
     gate.register_compare(sub)
     history.register(sub)
+    calibrate.register(sub)
     traces.register(sub)
     return parser
 

@@ -185,14 +185,8 @@ def _ab_gate(
     return _report(verdicts, base, cand, policy, args, sequential_method(schedule, policy))
 
 
-def register_ab(sub: Any) -> None:
-    p = add_command(sub, "ab", ab_command, variants="function", datasets=["synthetic"])
-    p.add_argument(
-        "--baseline",
-        required=True,
-        metavar="REV",
-        help="git revision to compare against (e.g. origin/main, HEAD~1)",
-    )
+def add_pair_options(p: argparse.ArgumentParser) -> None:
+    """How many pairs of runs an A/B takes, and when it looks."""
     g = p.add_argument_group("pairs")
     g.add_argument(
         "--min-pairs",
@@ -222,6 +216,17 @@ def register_ab(sub: Any) -> None:
         metavar="N",
         help="a fixed design instead: exactly N pairs (3 or more), one look",
     )
+
+
+def register_ab(sub: Any) -> None:
+    p = add_command(sub, "ab", ab_command, variants="function", datasets=["synthetic"])
+    p.add_argument(
+        "--baseline",
+        required=True,
+        metavar="REV",
+        help="git revision to compare against (e.g. origin/main, HEAD~1)",
+    )
+    add_pair_options(p)
     p.add_argument(
         "--inject-delay-ms",
         type=parse_nonnegative_float,

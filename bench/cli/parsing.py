@@ -91,6 +91,14 @@ def parse_positive_ints(text: str) -> list[int]:
     return [parse_positive_int(t) for t in items]
 
 
+def parse_positive_floats(text: str) -> list[float]:
+    """Comma-separated numbers > 0."""
+    items = _items(text)
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers > 0, e.g. 0.1,0.2")
+    return [parse_positive_float(t) for t in items]
+
+
 def parse_count_or_all(text: str) -> int | None:
     """An integer >= 0, or ``all`` (None)."""
     return None if text == "all" else _count_or_all(text)

@@ -148,15 +148,17 @@ def run_ab(
     inject_delay_s: float = 0.0,
     stop: StopRequest | None = None,
     stream: TextIO | None = None,
+    inject_work: int = 0,
 ) -> ABResult:
     """Runs A/B pairs of every cell -- the baseline's tree, then this one, or the other
     way round, alternately, in fresh processes -- until its verdict is decided at one of
     ``schedule``'s looks or its last look is reached.
 
     Both sides go through the matrix's job loop (:func:`execute_plans`), so they get its
-    skips, GPU probe, locks and cluster settings. ``inject_delay_s`` slows every candidate
-    step by a known amount (for checking that the gate catches slowdowns); it is recorded
-    in the candidate's runs.
+    skips, GPU probe, locks and cluster settings. ``inject_delay_s`` (a wait) or
+    ``inject_work`` (units of real work, :func:`trainloop.step.create_burner`) slows every
+    candidate step by a known amount, for checking that the gate catches slowdowns; it is
+    recorded in the candidate's runs.
     """
     root = Path(options.output_dir)
     exported = (root / "baseline-source").resolve()  # workers start with it as their cwd
@@ -171,8 +173,9 @@ def run_ab(
         # after its first run), judged at the schedule's looks.
         plan = create_plan(cells, 1, side_options, sources, argv, ab)
         write_plan(ResultsDir(side_options.output_dir).create(), plan)
-        delay = inject_delay_s if name == "candidate" else 0.0
-        sides.append(Side(plan, tree, delay, name))
+        slowed = name == "candidate"
+        delay, work = (inject_delay_s, inject_work) if slowed else (0.0, 0)
+        sides.append(Side(plan, tree, delay, name, work))
     order: list[tuple[int, Slot]] = []
     for a, b in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
         order += pair_order(a.cell_index, a.repeat, (a, b))

@@ -57,6 +57,8 @@ class WorkerTask:
     inter_op_threads: int = 0
     probe: bool = False
     inject_delay_s: float = 0.0  # a known per-step slowdown, for validating the gate
+    inject_work: int = 0  # units of real work added to every step (trainloop.step)
+    measure_work_unit: bool = False  # report what one unit of that work takes
     profile: TraceRequest | None = None
     peak: tuple[tuple[str, str], ...] = ()
     count_flops: bool = True  # count the step's FLOPs with TensorFlow's profiler, after training
@@ -78,6 +80,8 @@ class WorkerTask:
                 "intra_op_threads": self.intra_op_threads,
                 "inter_op_threads": self.inter_op_threads,
                 "inject_delay_s": self.inject_delay_s,
+                "inject_work": self.inject_work,
+                "measure_work_unit": self.measure_work_unit,
                 "profile": asdict(self.profile) if self.profile else None,
                 "peak": [list(p) for p in self.peak] or None,
                 "count_flops": self.count_flops,
@@ -99,6 +103,8 @@ class WorkerTask:
             inter_op_threads=int(doc.get("inter_op_threads") or 0),
             probe=bool(doc.get("probe")),
             inject_delay_s=float(doc.get("inject_delay_s") or 0.0),
+            inject_work=int(doc.get("inject_work") or 0),
+            measure_work_unit=bool(doc.get("measure_work_unit")),
             profile=TraceRequest(**profile) if profile else None,
             peak=tuple((str(d), str(p)) for d, p in doc.get("peak") or ()),
             count_flops=bool(doc.get("count_flops", True)),

@@ -26,6 +26,8 @@ class Side:
       plan: the invocation's plan; its results go to ``plan.options.output_dir``.
       source: the tapebench source every worker of this side runs.
       inject_delay_s: a known per-step slowdown (for checking that the gate catches one).
+      inject_work: units of real work added to every step (the same, as work).
+      measure_work_unit: its runs measure what one unit of that work takes.
       name: shown before each progress label when a loop runs several sides.
     """
 
@@ -33,6 +35,8 @@ class Side:
     source: SourceTree = field(default_factory=SourceTree)
     inject_delay_s: float = 0.0
     name: str = ""
+    inject_work: int = 0
+    measure_work_unit: bool = False
 
     @property
     def results(self) -> ResultsDir:
@@ -72,6 +76,8 @@ def create_job(side: Side, slot: Slot, attempt: int = 1) -> Job:
         intra_op_threads=options.intra_op_threads,
         inter_op_threads=options.inter_op_threads,
         inject_delay_s=side.inject_delay_s,
+        inject_work=side.inject_work,
+        measure_work_unit=side.measure_work_unit,
         profile=_trace_request(side, slot),
         count_flops=slot.repeat == 0,  # the same for every run of the cell
         sampling=_run_sampling(options.sampling),

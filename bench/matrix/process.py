@@ -58,6 +58,7 @@ class RunAssembler:
                 tuple(x if x is not None else float("nan") for x in event["losses"]),
                 tuple(event.get("input_seconds") or ()),
                 int(event.get("steps_per_sample") or 1),
+                tuple(event.get("cpu_seconds") or ()),
             )
         elif kind == "epoch":
             data = {k: event[k] for k in EpochRecord.__dataclass_fields__ if k in event}

@@ -8,7 +8,10 @@ import pytest
 from reports.load import load_records
 from tests.conftest import subprocess_env, tapebench_cmd
 
+# Planned steps and one run a cell (no adaptive sampling): what these tests count on.
+FIXED = ["--precision", "none", "--repeats", "1"]
 TINY = [
+    *FIXED,
     "--model",
     "tiny",
     "--epochs",

@@ -91,5 +91,7 @@ def test_runs_say_how_their_worker_started(tmp_path: Path, flag: list, started_b
     assert record.info["started_by"].startswith(started_by)
     assert record.info["tracing_count_after_first"] == 1  # traced afresh in this run
     assert record.info["flops_per_step_profiler"] > 0  # counted after training, repeat 0
+    cpu, wall = record.steps.timed_cpu_seconds, record.steps.timed_seconds
+    assert len(cpu) == len(wall) and all(c > 0 for c in cpu)  # the process's CPU per step
     startup = record.info["startup"]
     assert 0 <= startup["worker"] <= startup["data"] <= startup["ready"] <= startup["first_timed"]

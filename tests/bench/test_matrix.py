@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from reports.load import load_records
-from tests.bench.test_cli import run_cli
+from tests.bench.test_cli import FIXED, run_cli
 from tests.conftest import subprocess_env, tapebench_cmd
 
 # Eager tiny steps take ~60 ms here: 150 of them keep a worker busy for ~10 s.
 SLOW = [
+    *FIXED,
     "--model",
     "tiny",
     "--dataset",
@@ -40,6 +41,7 @@ SLOW = [
     "32",
 ]
 QUICK = [
+    *FIXED,
     "--model",
     "tiny",
     "--dataset",

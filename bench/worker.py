@@ -141,6 +141,7 @@ def _run(task: WorkerTask, events: EventWriter, started: float) -> tuple[str, st
     events.emit("stage", name="imported", at=time.monotonic())
     log(f"pid {os.getpid()}, run {task.run_id}, source {SOURCE_ROOT}")
     runtime = {**describe_runtime(), **source_revision(), "source_root": str(SOURCE_ROOT)}
+    runtime["cpu_affinity"] = sorted(os.sched_getaffinity(0))  # pinned in a duet
     events.emit("hello", runtime=runtime, pid=os.getpid())
     if task.probe or task.peak:
         _measure_peaks(task, events)

@@ -69,7 +69,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
                 f"+{f:.0%} = {sizing.units(f)} units ({sizing.actual(f):.1%})"
                 for f in args.slowdowns
             )
-            + (" -- trials run beside a bursty one-core neighbour" if args.neighbour else ""),
+            + (" -- trials run beside a bursty one-core neighbour" if args.neighbour else "")
+            + (" -- pairs run as duets" if args.duet else ""),
             flush=True,
         )
         print(HEADER, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,13 @@ def ab_schedule(args: argparse.Namespace) -> LookSchedule:
         ) from None
 
 
+def duet_cpus(args: argparse.Namespace) -> bool:
+    """Whether pairs run as duets; refused where fewer than two CPUs are usable."""
+    if args.duet and len(os.sched_getaffinity(0)) < 2:
+        raise UsageError("--duet needs two CPUs to pin a pair's runs to; this process has one")
+    return bool(args.duet)
+
+
 def ab_command(args: argparse.Namespace) -> int:
     """Same-job A/B: a baseline revision vs this source (the CI gate).
 
@@ -157,6 +165,7 @@ def ab_command(args: argparse.Namespace) -> int:
                 [PROG, *args.argv],
                 args.inject_delay_ms / 1e3,
                 stop,
+                duet=duet_cpus(args),
             )
     except RevisionError as exc:
         raise UsageError(str(exc)) from None
@@ -215,6 +224,12 @@ def add_pair_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="a fixed design instead: exactly N pairs (3 or more), one look",
+    )
+    g.add_argument(
+        "--duet",
+        action="store_true",
+        help="run a pair's two runs side by side, each pinned to a CPU of its own, so the "
+        "same moments of noise hit both (default: one after the other, on every CPU)",
     )
 
 

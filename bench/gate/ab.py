@@ -149,6 +149,7 @@ def run_ab(
     stop: StopRequest | None = None,
     stream: TextIO | None = None,
     inject_work: int = 0,
+    duet: bool = False,
 ) -> ABResult:
     """Runs A/B pairs of every cell -- the baseline's tree, then this one, or the other
     way round, alternately, in fresh processes -- until its verdict is decided at one of
@@ -158,7 +159,8 @@ def run_ab(
     skips, GPU probe, locks and cluster settings. ``inject_delay_s`` (a wait) or
     ``inject_work`` (units of real work, :func:`trainloop.step.create_burner`) slows every
     candidate step by a known amount, for checking that the gate catches slowdowns; it is
-    recorded in the candidate's runs.
+    recorded in the candidate's runs. With ``duet`` a pair's two runs go side by side,
+    each pinned to a CPU of its own (the machine needs two).
     """
     root = Path(options.output_dir)
     exported = (root / "baseline-source").resolve()  # workers start with it as their cwd
@@ -179,5 +181,6 @@ def run_ab(
     order: list[tuple[int, Slot]] = []
     for a, b in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
         order += pair_order(a.cell_index, a.repeat, (a, b))
-    base, cand = execute_plans(sides, order, stop, stream, _sequential(schedule, policy))
+    more = _sequential(schedule, policy)
+    base, cand = execute_plans(sides, order, stop, stream, more, duet=duet)
     return ABResult(base.results, cand.results, commit, base.interrupted)

@@ -145,6 +145,7 @@ class TrialSetting:
     root: Path
     stop: StopRequest
     stream: TextIO | None = None
+    duet: bool = False
 
 
 def run_trials(

@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -35,7 +36,7 @@ from bench.matrix.process import RunAssembler
 from bench.matrix.progress import Progress
 from bench.matrix.signals import StopRequest
 from bench.matrix.store import ResultsDir
-from bench.matrix.workers import execute_job
+from bench.matrix.workers import EventHook, execute_job
 from reports.schema import RunRecord
 from trainloop.datasets import DataSource
 
@@ -71,9 +72,10 @@ def _locked(results: ResultsDir, invocation_id: str) -> Iterator[None]:
 class _JobLoop:
     """One :func:`execute_plans` call: its sides, and the records it wrote for each."""
 
-    def __init__(self, sides: Sequence[Side], stop: StopRequest) -> None:
+    def __init__(self, sides: Sequence[Side], stop: StopRequest, duet: bool = False) -> None:
         self.sides = sides
         self.stop = stop
+        self.duet = duet
         self.written: list[list[RunRecord]] = [[] for _ in sides]
         self.notes: list[str] = []
         first = sides[0]
@@ -126,23 +128,58 @@ class _JobLoop:
         return peaks
 
     def run(self, jobs: list[SideJob], peaks: list[dict[str, float]], progress: Progress) -> None:
-        """Runs ``jobs`` in order, each record written before the next run starts."""
-        timeout = self.sides[0].plan.options.timeout_s
+        """Runs ``jobs`` in order, each record written before the next run starts; in a
+        duet, two at a time (see :meth:`run_duet`)."""
+        if self.duet:
+            self.run_duet(jobs, peaks, progress)
+            return
         for k, job in jobs:
             if self.stop.requested:
                 break
-            side, cell = self.sides[k], job.cell
-            label = cell.label + ("" if job.task.profile else f" #{job.repeat + 1}")
-            label = f"{side.name}: {label}" if side.name else label
-            progress.run_begin(label, cell.workload.epochs)
-            log = side.results.log_path(job.run_id)
-            launcher = self.launcher if side.plan.options.fork_workers else None
-            record = execute_job(job, log, timeout, progress.on_event, self.stop, launcher)
-            peak = peaks[k].get(f"{cell.variant.device}/{cell.variant.precision}")
-            if peak:
-                record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
+            progress.run_begin(self._label(k, job), job.cell.workload.epochs)
+            record = self._execute(k, job, peaks, progress.on_event)
             self.write(k, record)
             progress.run_end(record)
+
+    def run_duet(
+        self, jobs: list[SideJob], peaks: list[dict[str, float]], progress: Progress
+    ) -> None:
+        """Runs ``jobs`` two at a time -- a pair's two runs side by side, each pinned to a
+        CPU of its own (the pinning swapped from pair to pair), so that the same moments
+        of the machine's noise hit both."""
+        for i in range(0, len(jobs), 2):
+            if self.stop.requested:
+                break
+            pair = jobs[i : i + 2]
+            cpus = [(0,), (1,)] if (i // 2) % 2 == 0 else [(1,), (0,)]
+            pinned = [
+                (k, dataclasses.replace(j, cpus=c)) for (k, j), c in zip(pair, cpus, strict=False)
+            ]
+            progress.run_begin(" | ".join(self._label(k, j) for k, j in pinned), 1)
+            with ThreadPoolExecutor(len(pinned)) as pool:
+                futures = [pool.submit(self._execute, k, j, peaks, None) for k, j in pinned]
+                records = [f.result() for f in futures]
+            for (k, _), record in zip(pinned, records, strict=True):
+                self.write(k, record)
+                progress.run_end(record)
+
+    def _label(self, k: int, job: Job) -> str:
+        label = job.cell.label + ("" if job.task.profile else f" #{job.repeat + 1}")
+        name = self.sides[k].name
+        return f"{name}: {label}" if name else label
+
+    def _execute(
+        self, k: int, job: Job, peaks: list[dict[str, float]], on_event: EventHook | None
+    ) -> RunRecord:
+        side, cell = self.sides[k], job.cell
+        timeout = side.plan.options.timeout_s
+        launcher = self.launcher if side.plan.options.fork_workers else None
+        log = side.results.log_path(job.run_id)
+        record = execute_job(job, log, timeout, on_event, self.stop, launcher)
+        peak = peaks[k].get(f"{cell.variant.device}/{cell.variant.precision}")
+        if peak:
+            record = dataclasses.replace(record, info={**record.info, "peak_flops": peak})
+        return record
 
     def current(self, k: int, plan: Plan, stored: dict[str, list[RunRecord]]) -> list[RunRecord]:
         """The record standing for each of ``plan``'s slots so far (stored or written)."""
@@ -205,16 +242,18 @@ def execute_plans(
     stop: StopRequest | None = None,
     stream: TextIO | None = None,
     more: More | None = None,
+    duet: bool = False,
 ) -> list[MatrixResult]:
     """Runs the slots of ``order`` -- (side index, slot) pairs -- that still need a run,
     in that order, under the rules above; then whatever ``more`` asks for next, given the
-    records so far (default: :func:`adaptive_rounds`); returns each side's result.
+    records so far (default: :func:`adaptive_rounds`); returns each side's result. With
+    ``duet``, runs go two at a time, side by side, each pinned to a CPU of its own.
 
     Raises:
       MatrixError: an invocation is running in another process.
       ResultFileError: a stored run of an invocation is unreadable.
     """
-    loop = _JobLoop(sides, stop or StopRequest())
+    loop = _JobLoop(sides, stop or StopRequest(), duet)
     with contextlib.ExitStack() as stack:
         for side in sides:
             stack.enter_context(_locked(side.results, side.plan.invocation_id))

@@ -123,6 +123,7 @@ class Job:
       source: the tapebench source its workers run.
       cluster, task_index: for a multi-worker cell spread over machines: every worker's
         ``HOST:PORT``, and the one started here.
+      cpus: the CPUs its workers are pinned to (None: any).
     """
 
     task: WorkerTask
@@ -133,6 +134,7 @@ class Job:
     source: SourceTree = field(default_factory=SourceTree)
     cluster: tuple[str, ...] | None = None
     task_index: int = 0
+    cpus: tuple[int, ...] | None = None  # pin its workers to these CPUs (a duet's half)
 
     def __post_init__(self) -> None:
         if self.purpose not in PURPOSES:

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Zygote:
     proc: subprocess.Popen[bytes] | None = None
     sock: socket.socket | None = None
     exits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         """Starts the zygote and waits until it has imported everything.
@@ -101,25 +103,36 @@ class Zygote:
             self.exits[int(message["exited"])] = (message["status"], message["maxrss_kb"])
         return message
 
-    def fork(self, job: dict[str, Any], env: dict[str, str], log_fd: int, events_fd: int) -> int:
-        """Asks for a worker running ``job``; returns its pid."""
+    def fork(
+        self,
+        job: dict[str, Any],
+        env: dict[str, str],
+        log_fd: int,
+        events_fd: int,
+        cpus: tuple[int, ...] | None = None,
+    ) -> int:
+        """Asks for a worker running ``job`` (pinned to ``cpus``, if given); its pid."""
         if self.sock is None:
             raise ZygoteError("the zygote is not running")
-        payload = json.dumps({"job": job, "env": env}).encode()
-        try:
-            socket.send_fds(self.sock, [payload], [log_fd, events_fd])
-        except OSError as exc:
-            raise ZygoteError(f"cannot reach the zygote ({exc})") from None
-        while True:
-            message = self._next()
-            if "started" in message:
-                return int(message["started"])
+        payload = json.dumps({"job": job, "env": env, "cpus": cpus}).encode()
+        with self.lock:
+            try:
+                socket.send_fds(self.sock, [payload], [log_fd, events_fd])
+            except OSError as exc:
+                raise ZygoteError(f"cannot reach the zygote ({exc})") from None
+            while True:
+                message = self._next()
+                if "started" in message:
+                    return int(message["started"])
 
     def wait_for(self, pid: int) -> tuple[int, int]:
-        """(wait status, peak RSS in KiB) of the forked worker ``pid``, once it exits."""
-        while pid not in self.exits:
-            self._next()
-        return self.exits.pop(pid)
+        """(wait status, peak RSS in KiB) of the forked worker ``pid``, once it exits.
+        Safe from several threads (workers run side by side in a duet)."""
+        while True:
+            with self.lock:
+                if pid in self.exits:
+                    return self.exits.pop(pid)
+                self._next()
 
     def close(self) -> None:
         """Stops the zygote (its running workers are not affected)."""

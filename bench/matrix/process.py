@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,13 @@ def _child_env(device: str, source_root: Path) -> dict[str, str]:
 WorkerProcess = subprocess.Popen[bytes] | ForkedWorker
 
 
+def _pin(cpus: tuple[int, ...] | None) -> Callable[[], None] | None:
+    """What a started worker runs first: pinning itself to ``cpus`` (None: nothing)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def spawn_worker(
     job: Job, log_file: Path, env: dict[str, str] | None = None, launcher: Launcher | None = None
 ) -> tuple[WorkerProcess, int]:
@@ -177,7 +185,7 @@ def spawn_worker(
             if zygote is not None:
                 with contextlib.suppress(ZygoteError):  # then start it the usual way
                     task = json.loads(job.task.to_json(write_fd))
-                    pid = zygote.fork(task, env or {}, log.fileno(), write_fd)
+                    pid = zygote.fork(task, env or {}, log.fileno(), write_fd, job.cpus)
                     return ForkedWorker(pid, zygote), read_fd
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.worker", job.task.to_json(write_fd)],
@@ -188,6 +196,7 @@ def spawn_worker(
                 env={**base, **(env or {})},
                 cwd=source,  # `python -m bench.worker` resolves from here first
                 start_new_session=True,  # the parent decides when a worker stops
+                preexec_fn=_pin(job.cpus),
             )
             return proc, read_fd
     finally:

@@ -12,9 +12,9 @@ This file runs as ``python -c <this source> SOCKET_FD`` with the source tree it 
 the working directory (first on ``sys.path``), so it can serve older trees (the baseline
 of ``tapebench ab``) whose own packages do not have it. Standard library only until
 ``_preload``. The protocol over the SOCK_SEQPACKET socket: the parent sends
-``{"job": {...}, "env": {...}}`` with two descriptors (the log file, the event pipe's write
-end); the zygote answers ``{"started": PID}`` and, when that child exits,
-``{"exited": PID, "status": WAIT_STATUS, "maxrss_kb": N}``.
+``{"job": {...}, "env": {...}, "cpus": [...] or null}`` with two descriptors (the log
+file, the event pipe's write end); the zygote answers ``{"started": PID}`` and, when
+that child exits, ``{"exited": PID, "status": WAIT_STATUS, "maxrss_kb": N}``.
 """
 
 import contextlib
@@ -82,6 +82,8 @@ def _child(sock: socket.socket, wake: tuple[int, int], request: dict, fds: list[
         os.dup2(log_fd, 2)
         os.close(null)
         os.close(log_fd)
+        if request.get("cpus"):  # pinned before TensorFlow sizes its thread pools
+            os.sched_setaffinity(0, request["cpus"])
         os.environ.update(request["env"])
         job = dict(request["job"], events_fd=events_fd)
         sys.argv = ["bench.worker", json.dumps(job)]

@@ -82,3 +82,39 @@ def test_pairs_alternate_their_order():
     order = _sequential(SCHEDULE, POLICY)(plans, records)
     assert [k for k, _ in order] == [1, 0]  # pair 1 runs B A
     assert [s.repeat for _, s in order] == [1, 1]
+
+
+def test_a_duet_runs_each_pair_side_by_side_on_cpus_of_their_own(tmp_path):
+    import os
+
+    import pytest
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("a duet needs two CPUs")
+    from reports.load import load_records
+    from tests.bench.test_cli import run_cli
+
+    out = tmp_path / "duet"
+    result = run_cli(
+        tmp_path,
+        "ab",
+        "--baseline",
+        "HEAD",
+        "--duet",
+        "--runs",
+        "3",
+        "--model",
+        "tiny",
+        "--steps-per-epoch",
+        "12",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    base = sorted(load_records([out / "baseline"]), key=lambda r: r.repeat)
+    cand = sorted(load_records([out / "candidate"]), key=lambda r: r.repeat)
+    for a, b in zip(base, cand, strict=True):
+        assert a.fingerprint["cpu_affinity"] != b.fingerprint["cpu_affinity"]
+        assert len(a.fingerprint["cpu_affinity"]) == 1
+        # side by side: each started before the other finished
+        assert a.started_at < b.finished_at and b.started_at < a.finished_at

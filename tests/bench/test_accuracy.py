@@ -3,7 +3,7 @@
 import pytest
 
 from reports.load import load_records
-from tests.bench.test_cli import run_cli
+from tests.bench.test_cli import FIXED, run_cli
 from trainloop.datasets import DEBIAN_FASHION_MNIST
 
 
@@ -16,6 +16,7 @@ def test_one_epoch_of_fashion_mnist_reaches_85_percent(tmp_path):
     result = run_cli(
         tmp_path,
         "run",
+        *FIXED,
         "--dataset",
         "fashion_mnist",
         "--variants",

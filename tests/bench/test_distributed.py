@@ -13,11 +13,12 @@ import time
 import numpy as np
 
 from reports.load import load_records
-from tests.bench.test_cli import run_cli
+from tests.bench.test_cli import FIXED, run_cli
 from tests.bench.test_matrix import start_cli
 from tests.conftest import ROOT, subprocess_env
 
 TINY = [
+    *FIXED,
     "--model",
     "tiny",
     "--dataset",

@@ -276,7 +276,7 @@ def test_matrix_file_axes_and_threads(tmp_path):
     )
     out = tmp_path / "out"
     result = run_cli(
-        tmp_path, "run", "--matrix", str(matrix), "--batch-sizes", "8,16,24", "-o", str(out)
+        tmp_path, "run", *FIXED, "--matrix", str(matrix), "--batch-sizes", "8,16,24", "-o", str(out)
     )
     assert result.returncode == 0, result.stderr
     records = load_records([out])

@@ -19,10 +19,11 @@ from reports.load import load_results
 from reports.markdown import timing_markdown
 from reports.report import build_report
 from tests.bench.serving import fetch_runs, is_loopback, listening
-from tests.bench.test_cli import run_cli
+from tests.bench.test_cli import FIXED, run_cli
 from tests.conftest import subprocess_env, tapebench_cmd
 
 ARGS = [
+    *FIXED,
     "--model",
     "tiny",
     "--dataset",

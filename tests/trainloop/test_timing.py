@@ -34,6 +34,12 @@ class SkewedClock(types.SimpleNamespace):
     def perf_counter(self) -> float:
         return time.perf_counter() + self.skew
 
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skew
+
+    def process_time(self) -> float:
+        return time.process_time()  # a skipped pause spends no CPU
+
     def skip(self, seconds: float = SKIP_S) -> None:
         self.skew += seconds
 

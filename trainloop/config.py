@@ -7,6 +7,7 @@ describe cells without starting a TensorFlow runtime.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,27 @@ def _check_int(field: str, value: object, minimum: int, *, optional: bool = Fals
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         hint = " or None" if optional else ""
         raise ValueError(f"{field}={value!r} must be an integer >= {minimum}{hint}")
+
+
+def _check_part(name: str, separator: str, value: str, choices: tuple[str, ...]) -> None:
+    """One named part of a variant's text: absent (no separator), or one of ``choices``."""
+    if (separator or name == "mode") and value not in choices:
+        expected = f"one of {', '.join(choices)}"
+        if not value:
+            after = f" after {separator!r}" if separator else ""
+            raise ValueError(f"{name}{after} is empty: expected {expected}")
+        raise ValueError(f"{name} {value!r} is not {expected}")
+
+
+def _count_part(name: str, separator: str, value: str, default: int) -> int:
+    """One numeric part of a variant's text (``:N``): ``default`` when absent."""
+    if not separator:
+        return default
+    if not value:
+        raise ValueError(f"{name} after {separator!r} is empty: expected an integer >= 1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} {value!r} is not an integer >= 1")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -85,30 +107,32 @@ class Variant:
     def parse(cls, text: str) -> Variant:
         """Parses ``MODE[:STEPS_PER_CALL][/PRECISION][+INPUT][@DEVICE][*STRATEGY[:N]]``,
         e.g. ``xla``, ``function:10``, ``function/mixed_bfloat16+staged@gpu``,
-        ``function*mirrored:2`` (N defaults to 2)."""
+        ``function*mirrored:2`` (N defaults to 2).
+
+        Raises:
+          ValueError: naming the part of the grammar that is wrong, in the grammar's
+            words (a separator must be followed by a value: ``eager/`` is refused).
+        """
         text = text.strip()
-        head_text, _, spread = text.partition("*")
-        strategy, _, count = spread.partition(":")
-        rest, _, device = head_text.partition("@")
-        rest, _, feed = rest.partition("+")
-        head, _, precision = rest.partition("/")
-        mode, _, calls = head.partition(":")
-        try:
-            steps_per_call = int(calls) if calls else 1
-        except ValueError:
-            raise ValueError(f"steps per call {calls!r} in {text!r} is not an integer") from None
-        try:
-            replicas = int(count) if count else (2 if strategy else 1)
-        except ValueError:
-            raise ValueError(f"replicas {count!r} in {text!r} is not an integer") from None
+        head_text, star, spread = text.partition("*")
+        strategy, colon_n, count = spread.partition(":")
+        rest, at, device = head_text.partition("@")
+        rest, plus, feed = rest.partition("+")
+        head, slash, precision = rest.partition("/")
+        mode, colon, calls = head.partition(":")
+        _check_part("mode", "", mode, MODES)
+        _check_part("precision", slash, precision, PRECISIONS)
+        _check_part("input", plus, feed, INPUT_MODES)
+        _check_part("device", at, device, DEVICES)
+        _check_part("strategy", star, strategy, STRATEGIES[1:])
         return cls(
             mode=mode,
             precision=precision or "float32",
             device=device or "cpu",
-            steps_per_call=steps_per_call,
+            steps_per_call=_count_part("steps per call", colon, calls, 1),
             input_mode=feed or "tfdata",
             strategy=strategy or "none",
-            replicas=replicas,
+            replicas=_count_part("replicas", colon_n, count, 2 if star else 1),
         )
 
     def unsupported_reason(self) -> str | None:
@@ -185,10 +209,29 @@ class Workload:
         _check_int("eval_examples", self.eval_examples, 0, optional=True)
         _check_int("seed", self.seed, 0)
         lr = self.learning_rate
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-            raise ValueError(f"learning_rate={lr!r} must be a positive number")
+        number = isinstance(lr, (int, float)) and not isinstance(lr, bool)
+        if not number or not math.isfinite(lr) or not lr > 0:
+            raise ValueError(f"learning_rate={lr!r} must be a finite positive number")
         if not isinstance(self.drop_remainder, bool):
             raise ValueError(f"drop_remainder={self.drop_remainder!r} must be true or false")
+
+    def full_batches(self, train_examples: int) -> int:
+        """Full batches in one pass over ``train_examples`` training examples. With none,
+        no training step can run (with ``drop_remainder`` there is no batch at all, and
+        without it every batch would be a partial one)."""
+        return train_examples // self.batch_size
+
+    def check_train_size(self, train_examples: int) -> None:
+        """Refuses a training set too small for one batch.
+
+        Raises:
+          ValueError: naming the batch size and the number of examples.
+        """
+        if not self.full_batches(train_examples):
+            raise ValueError(
+                f"the training set holds {train_examples} examples, fewer than one batch "
+                f"of {self.batch_size}: no training step would run"
+            )
 
     def replace(self, **changes: Any) -> Workload:
         """Returns a copy with ``changes`` applied (and validated)."""

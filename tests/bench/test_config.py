@@ -1,5 +1,7 @@
 import argparse
 import dataclasses
+import math
+import re
 
 import pytest
 
@@ -43,7 +45,7 @@ def test_cross_product_with_defaults_for_the_missing_axis():
 def test_variant_parse_and_name():
     assert Variant.parse("xla") == Variant("xla", "float32", "cpu")
     assert Variant.parse("function/mixed_float16@gpu").name == "function/mixed_float16@gpu"
-    with pytest.raises(ValueError, match="mode='jit' is not one of eager, function, xla"):
+    with pytest.raises(ValueError, match="mode 'jit' is not one of eager, function, xla"):
         Variant.parse("jit")
 
 
@@ -54,7 +56,8 @@ def test_variant_parse_and_name():
         ("epochs", 1.5, "epochs=1.5 must be an integer >= 1"),
         ("steps_per_epoch", 0, "steps_per_epoch=0 must be an integer >= 1 or None"),
         ("dataset", "cifar10", "dataset='cifar10' is not one of mnist, fashion_mnist, synthetic"),
-        ("learning_rate", -1.0, "learning_rate=-1.0 must be a positive number"),
+        ("learning_rate", -1.0, "learning_rate=-1.0 must be a finite positive number"),
+        ("learning_rate", math.inf, "learning_rate=inf must be a finite positive number"),
         ("warmup_steps", True, "warmup_steps=True must be an integer"),
     ],
 )
@@ -107,10 +110,28 @@ def test_variant_parse_details():
     )
     with pytest.raises(ValueError, match="steps per call 'ten'"):
         Variant.parse("function:ten")
-    with pytest.raises(ValueError, match="input_mode='disk'"):
+    with pytest.raises(ValueError, match="input 'disk' is not one of tfdata"):
         Variant.parse("function+disk")
-    with pytest.raises(ValueError, match="steps_per_call=0"):
+    with pytest.raises(ValueError, match="steps per call '0' is not an integer >= 1"):
         Variant.parse("function:0")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("eager/", "precision after '/' is empty: expected one of float32,"),
+        ("eager:", "steps per call after ':' is empty: expected an integer >= 1"),
+        ("eager+", "input after '+' is empty: expected one of tfdata,"),
+        ("eager@", "device after '@' is empty: expected one of cpu, gpu"),
+        ("function*", "strategy after '*' is empty: expected one of mirrored, multiworker"),
+        ("function*mirrored:", "replicas after ':' is empty"),
+        ("function*none", "strategy 'none' is not one of mirrored, multiworker"),
+        ("/float32", "mode is empty: expected one of eager,"),
+    ],
+)
+def test_a_separator_without_its_part_is_refused(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Variant.parse(text)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +171,7 @@ def test_strategy_grammar_and_checks():
     v = Variant.parse("function/mixed_bfloat16@cpu*mirrored")
     assert (v.strategy, v.replicas) == ("mirrored", 2)
     assert Variant.parse("function*multiworker:3").replicas == 3
-    with pytest.raises(ValueError, match="strategy='ring'"):
+    with pytest.raises(ValueError, match="strategy 'ring'"):
         Variant.parse("function*ring:2")
     with pytest.raises(ValueError, match="replicas=2 needs a strategy"):
         Variant(replicas=2)
@@ -177,7 +198,7 @@ def test_variant_choices_parse_once_into_variants():
     assert choice.variant == Variant.parse("function:10/mixed_bfloat16+staged@gpu*mirrored:2")
     assert choice.device_given and choice.to_dict()["device"] == "gpu"
     assert "device" not in parse_variant("function:10").to_dict()
-    with pytest.raises(argparse.ArgumentTypeError, match="device='tpu' is not one of cpu, gpu"):
+    with pytest.raises(argparse.ArgumentTypeError, match="device 'tpu' is not one of cpu, gpu"):
         parse_variants("function,xla@tpu")
     with pytest.raises(argparse.ArgumentTypeError, match="expected one MODE"):
         parse_variant("eager,xla")

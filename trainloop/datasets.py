@@ -11,14 +11,15 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from trainloop.idx import DataFileError, read_idx
+from trainloop.idx import DataFileError, read_idx, read_idx_header
+from trainloop.npz import read_npz, read_npz_headers
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -167,6 +168,11 @@ def locate_dataset(
     files = f"{_NPZ_NAMES[name][0]} or the four IDX files ({', '.join(IDX_STEMS)}, raw or .gz)"
     if data_dir is not None:
         given = Path(data_dir).expanduser()
+        if given.exists() and not given.is_dir():
+            raise DatasetNotFoundError(
+                f"--data-dir {given}: is a file, not a directory (give the directory "
+                f"holding {files})"
+            )
         if not given.is_dir():
             raise DatasetNotFoundError(f"--data-dir {given}: no such directory")
         found = _find_in_dir(name, given.resolve(), "data-dir")  # workers may run elsewhere
@@ -208,23 +214,35 @@ def locate_dataset(
     )
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, images_path: str, labels_path: str) -> None:
-    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+def _check_shapes(
+    images: tuple[tuple[int, ...], np.dtype[Any]],
+    labels: tuple[tuple[int, ...], np.dtype[Any]],
+    images_path: str,
+    labels_path: str,
+) -> int:
+    """Checks the shapes and dtypes of a pair of image and label arrays (read from the
+    arrays, or from the files' headers alone); returns the number of examples."""
+    (shape, dtype), (label_shape, label_dtype) = images, labels
+    if len(shape) != 3 or shape[1:] != IMAGE_SHAPE:
         raise DataFileError(
-            f"{images_path}: images have shape {images.shape}, "
+            f"{images_path}: images have shape {shape}, "
             f"expected (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})"
         )
-    if images.dtype != np.uint8:
-        raise DataFileError(f"{images_path}: images are {images.dtype}, expected uint8")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    if dtype != np.uint8:
+        raise DataFileError(f"{images_path}: images are {dtype}, expected uint8")
+    if len(label_shape) != 1 or not np.issubdtype(label_dtype, np.integer):
         raise DataFileError(
-            f"{labels_path}: labels have shape {labels.shape} and dtype "
-            f"{labels.dtype}, expected a 1-D integer array"
+            f"{labels_path}: labels have shape {label_shape} and dtype "
+            f"{label_dtype}, expected a 1-D integer array"
         )
-    if len(images) != len(labels):
+    if shape[0] != label_shape[0]:
         raise DataFileError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+            f"{images_path} holds {shape[0]} images but {labels_path} holds {label_shape[0]} labels"
         )
+    return int(shape[0])
+
+
+def _check_labels(labels: np.ndarray, labels_path: str) -> None:
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise DataFileError(
             f"{labels_path}: labels range {labels.min()}..{labels.max()}, "
@@ -232,18 +250,36 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, images_path: str, labels
         )
 
 
-def _load_npz(path: str) -> list[np.ndarray]:
-    keys = ("x_train", "y_train", "x_test", "y_test")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in keys if k not in npz.files]
-            if missing:
-                raise DataFileError(f"{path}: missing arrays {', '.join(missing)}")
-            return [npz[k] for k in keys]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DataFileError):
-            raise
-        raise DataFileError(f"{path}: not a readable .npz file ({exc})") from None
+@dataclass(frozen=True)
+class DatasetSize:
+    """How many training and test examples a dataset holds."""
+
+    train_examples: int
+    test_examples: int
+
+
+def dataset_size(source: DataSource) -> DatasetSize:
+    """The sizes of the dataset ``source`` points at, read from the files' headers only
+    (cheap: the orchestrating parent checks a workload against them before any run).
+
+    Raises:
+      DataFileError: a file is unreadable, or its header is malformed or does not match
+        its partner's (images and labels); the message names it.
+    """
+    if source.kind == "synthetic":
+        return DatasetSize(*SYNTHETIC_SIZES)
+    paths: tuple[str, ...] = source.paths
+    if source.kind == "npz":
+        headers = read_npz_headers(source.paths[0])
+        paths = (source.paths[0],) * 4
+    elif source.kind == "idx":
+        headers = [(shape, dtype) for dtype, shape in map(read_idx_header, source.paths)]
+    else:
+        raise ValueError(f"unknown data source kind {source.kind!r}")
+    return DatasetSize(
+        _check_shapes(headers[0], headers[1], paths[0], paths[1]),
+        _check_shapes(headers[2], headers[3], paths[2], paths[3]),
+    )
 
 
 def synthetic_arrays(seed: int, sizes: tuple[int, int] = SYNTHETIC_SIZES) -> ArrayData:
@@ -270,13 +306,18 @@ def load_arrays(source: DataSource, seed: int = 0) -> ArrayData:
         return synthetic_arrays(seed)
     if source.kind == "npz":
         path = source.paths[0]
-        x_train, y_train, x_test, y_test = _load_npz(path)
+        x_train, y_train, x_test, y_test = read_npz(path)
         pairs: list[tuple[str, ...]] = [(path, path), (path, path)]
     elif source.kind == "idx":
         x_train, y_train, x_test, y_test = (read_idx(p) for p in source.paths)
         pairs = [source.paths[0:2], source.paths[2:4]]
     else:
         raise ValueError(f"unknown data source kind {source.kind!r}")
-    _check_pair(x_train, y_train, *pairs[0])
-    _check_pair(x_test, y_test, *pairs[1])
+    for (images, labels), (images_path, labels_path) in zip(
+        ((x_train, y_train), (x_test, y_test)), pairs, strict=True
+    ):
+        _check_shapes(
+            (images.shape, images.dtype), (labels.shape, labels.dtype), images_path, labels_path
+        )
+        _check_labels(labels, labels_path)
     return ArrayData(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), source)

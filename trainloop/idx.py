@@ -30,29 +30,33 @@ class DataFileError(ValueError):
     """A data file is missing, unreadable or malformed; the message names the file."""
 
 
-def _read_bytes(path: Path) -> bytes:
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path: Path, limit: int = -1) -> tuple[bytes, bool]:
+    """The file's bytes (decompressed if gzipped): all of them, or the first ``limit``;
+    and whether it was gzipped."""
     try:
         with open(path, "rb") as f:
             head = f.read(2)
             f.seek(0)
-            if head == b"\x1f\x8b":
+            if head == _GZIP_MAGIC:
                 with gzip.GzipFile(fileobj=f) as gz:
-                    return gz.read()
-            return f.read()
+                    return gz.read(limit), True
+            if path.suffix == ".gz":
+                raise DataFileError(
+                    f"{path}: not gzip data (it is named .gz but starts with 0x{head.hex()}, "
+                    f"not 0x{_GZIP_MAGIC.hex()})"
+                )
+            return f.read(limit), False
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataFileError(f"{path}: damaged gzip data ({exc})") from None
     except OSError as exc:
         raise DataFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Reads an IDX file (raw or gzipped) into an array in native byte order.
-
-    Raises:
-      DataFileError: the file is unreadable, has a bad magic number or is truncated.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
+def _parse_header(path: Path, raw: bytes) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """The dtype, shape and header length of the IDX data starting ``raw``."""
     if len(raw) < 4:
         raise DataFileError(f"{path}: truncated: {len(raw)} bytes, too short for an IDX header")
     zero, code, ndim = struct.unpack(">HBB", raw[:4])
@@ -64,10 +68,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataFileError(f"{path}: truncated inside the IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = _DTYPES[code]
+    return _DTYPES[code], struct.unpack(f">{ndim}I", raw[4:header]), header
+
+
+def _check_size(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any], found: int) -> None:
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
     if found < expected:
         raise DataFileError(
             f"{path}: truncated: shape {shape} needs {expected} data bytes, found {found}"
@@ -76,6 +81,38 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataFileError(
             f"{path}: {found - expected} bytes of trailing data after shape {shape}"
         )
+
+
+def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """The dtype and shape an IDX file (raw or gzipped) declares, read from its header
+    only; a raw file's size is checked against them too (a gzipped one's only when read).
+
+    Raises:
+      DataFileError: the file is unreadable, not gzip data though named ``.gz``, has a
+        bad magic number, or (raw) is truncated or too long.
+    """
+    path = Path(path)
+    head, gzipped = _read_bytes(path, 4 + 4 * 255)  # the longest header there can be
+    dtype, shape, header = _parse_header(path, head)
+    if not gzipped:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise DataFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        _check_size(path, shape, dtype, size - header)
+    return dtype, shape
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Reads an IDX file (raw or gzipped) into an array in native byte order.
+
+    Raises:
+      DataFileError: the file is unreadable, has a bad magic number or is truncated.
+    """
+    path = Path(path)
+    raw, _ = _read_bytes(path)
+    dtype, shape, header = _parse_header(path, raw)
+    _check_size(path, shape, dtype, len(raw) - header)
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="), copy=False)
 

@@ -5,8 +5,11 @@ import pytest
 
 from tests.conftest import learnable_arrays, write_idx_set, write_npz
 from trainloop.datasets import (
+    SYNTHETIC_SIZES,
     DatasetNotFoundError,
+    DatasetSize,
     DataSource,
+    dataset_size,
     load_arrays,
     locate_dataset,
     synthetic_arrays,
@@ -86,6 +89,9 @@ def test_data_dir_without_files(tmp_path):
         locate_dataset("mnist", tmp_path / "empty")
     with pytest.raises(DatasetNotFoundError, match="no such directory"):
         locate_dataset("mnist", tmp_path / "absent")
+    (tmp_path / "mnist.npz").write_bytes(b"")
+    with pytest.raises(DatasetNotFoundError, match=r"mnist\.npz: is a file, not a directory"):
+        locate_dataset("mnist", tmp_path / "mnist.npz")
 
 
 def test_incomplete_idx_set_is_not_found(tmp_path):
@@ -168,3 +174,35 @@ def test_the_stream_yields_the_arrays_the_model_takes(learnable):
     assert images.dtype == tf.float32 and images.shape == (32, 28, 28, 1)
     np.testing.assert_array_equal(images.numpy(), x[index])
     np.testing.assert_array_equal(labels.numpy(), y[index])
+
+
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "npz"])
+def test_sizes_come_from_the_headers(tmp_path, kind):
+    data = learnable_arrays(70, 30)
+    if kind == "npz":
+        write_npz(tmp_path / "d" / "mnist.npz", data)
+    else:
+        write_idx_set(tmp_path / "d", data, gz=kind.endswith("gz"))
+    assert dataset_size(locate_dataset("mnist", tmp_path / "d")) == DatasetSize(70, 30)
+    assert dataset_size(locate_dataset("synthetic")) == DatasetSize(*SYNTHETIC_SIZES)
+
+
+def test_headers_that_disagree_are_caught_without_loading(tmp_path):
+    paths = write_idx_set(tmp_path / "d", learnable_arrays(64, 32))
+    write_idx(paths[1], np.zeros(63, np.uint8))
+    with pytest.raises(DataFileError, match=r"holds 64 images but .*train-labels.* holds 63"):
+        dataset_size(_idx_source(paths))
+    write_idx(paths[1], np.zeros(64, np.uint8))
+    write_idx(paths[2], np.zeros((32, 32, 32), np.uint8))
+    with pytest.raises(DataFileError, match=r"t10k-images.*shape \(32, 32, 32\)"):
+        dataset_size(_idx_source(paths))
+
+
+def test_npz_headers_name_missing_arrays(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((1, 28, 28), np.uint8))
+    source = DataSource("mnist", "npz", "data-dir", (str(tmp_path / "mnist.npz"),))
+    with pytest.raises(DataFileError, match="missing arrays y_train, x_test, y_test"):
+        dataset_size(source)
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(DataFileError, match=r"mnist\.npz: not a readable \.npz"):
+        dataset_size(source)

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from trainloop.idx import DataFileError, read_idx, write_idx
+from trainloop.idx import DataFileError, read_idx, read_idx_header, write_idx
 
 
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
@@ -89,3 +89,27 @@ def test_missing_file(tmp_path):
 def test_write_rejects_unsupported_dtype(tmp_path):
     with pytest.raises(ValueError, match="no IDX code"):
         write_idx(tmp_path / "x", np.zeros(3, np.complex64))
+
+
+def test_a_dot_gz_file_that_is_not_gzip_says_so(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    write_idx(tmp_path / "raw", np.zeros(4, np.uint8))
+    path.write_bytes((tmp_path / "raw").read_bytes())  # raw IDX bytes under a .gz name
+    with pytest.raises(DataFileError, match=r"ubyte\.gz: not gzip data .* starts with 0x0000"):
+        read_idx(path)
+    with pytest.raises(DataFileError, match="not gzip data"):
+        read_idx_header(path)
+
+
+@pytest.mark.parametrize("name", ["x", "x.gz"])
+def test_the_header_alone_gives_dtype_and_shape(tmp_path, name):
+    write_idx(tmp_path / name, np.zeros((5, 28, 28), np.uint8))
+    assert read_idx_header(tmp_path / name) == (np.dtype(np.uint8), (5, 28, 28))
+
+
+def test_a_raw_file_short_of_its_header_shape_is_caught_from_its_size(tmp_path):
+    path = tmp_path / "x"
+    write_idx(path, np.zeros((10, 28, 28), np.uint8))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataFileError, match=r"x: truncated: shape \(10, 28, 28\) needs 7840"):
+        read_idx_header(path)

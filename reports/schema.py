@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
+
+from reports.typecheck import check_fields, expect_list, expect_object, required
 
 SCHEMA_VERSION = 1
 KIND = "tapebench.run"
@@ -45,6 +47,25 @@ WORKLOAD_FIELDS = (
     "drop_remainder",
 )
 CELL_FIELDS = VARIANT_FIELDS + WORKLOAD_FIELDS
+# The JSON type of each cell field (those of trainloop.config's Variant and Workload, which
+# reports may not import; a test keeps the two in step).
+CELL_TYPES: dict[str, Any] = {
+    **dict.fromkeys(("mode", "precision", "device", "input_mode", "strategy"), str),
+    **dict.fromkeys(("model", "dataset"), str),
+    **dict.fromkeys(("steps_per_call", "replicas", "batch_size", "epochs"), int),
+    **dict.fromkeys(("warmup_steps", "seed"), int),
+    **dict.fromkeys(("steps_per_epoch", "eval_examples"), int | None),
+    "learning_rate": float,
+    "drop_remainder": bool,
+}
+# The JSON type of the ``info`` fields reports compute with (a record may hold others).
+INFO_TYPES: dict[str, Any] = {
+    **dict.fromkeys(("first_step_s", "eval_first_call_s", "injected_delay_s"), float | None),
+    **dict.fromkeys(("flops_per_step", "flops_per_step_profiler", "peak_flops"), float | None),
+    **dict.fromkeys(("tracing_count_after_first", "parameters"), int | None),
+    **dict.fromkeys(("steps_per_epoch", "fit_steps_per_execution"), int | None),
+    "trace": str | None,
+}
 # Cell fields added after the first records were written, with the value they implied.
 CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata", "strategy": "none", "replicas": 1}
 
@@ -141,6 +162,11 @@ class Steps:
         bad = set(self.phase) - set(PHASES)
         if bad:
             raise ValueError(f"unknown step phase(s) {sorted(bad)}; expected {PHASES}")
+        negative = next((i for i, s in enumerate(self.seconds) if s < 0), None)
+        if negative is not None:
+            raise ValueError(
+                f"seconds[{negative}] is {self.seconds[negative]}, expected a time >= 0"
+            )
 
     def __len__(self) -> int:
         return len(self.step)
@@ -262,7 +288,11 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RunRecord:
-        """Parses a stored document; raises ValueError/KeyError/TypeError when malformed."""
+        """Parses a stored document, checking every field's type.
+
+        Raises:
+          ValueError: naming the field (``steps.seconds[3] is "abc", expected a number``).
+        """
         if doc.get("kind") != KIND:
             raise ValueError(f"not a tapebench run file (kind={doc.get('kind')!r})")
         version = doc.get("schema_version")
@@ -271,18 +301,27 @@ class RunRecord:
                 f"schema_version {version!r} is not supported (this tapebench "
                 f"reads version {SCHEMA_VERSION})"
             )
-        steps = _construct(Steps, {k: tuple(v) for k, v in doc["steps"].items()}, "steps")
-        epochs = tuple(_construct(EpochRecord, e, "epochs") for e in doc["epochs"])
-        run = dict(doc["run"])
-        if isinstance(run.get("cell"), dict):  # fields added since: their old meaning
-            run["cell"] = {**CELL_DEFAULTS, **run["cell"]}
+        steps = _construct(Steps, required(doc, "steps", ""), "steps")
+        epochs = tuple(
+            _construct(EpochRecord, e, f"epochs[{i}]")
+            for i, e in enumerate(expect_list(required(doc, "epochs", ""), "epochs"))
+        )
+        run = dict(expect_object(required(doc, "run", ""), "run"))
+        for name in ("cell", "info"):
+            run[name] = expect_object(run.get(name, {}), f"run.{name}")
+        run["cell"] = {**CELL_DEFAULTS, **run["cell"]}  # fields added since: their old meaning
+        check_fields(run["cell"], CELL_TYPES, "run.cell")
+        check_fields(run["info"], INFO_TYPES, "run.info")
         return _construct(cls, {**run, "steps": steps, "epochs": epochs}, "run")
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _construct(cls: type[T], data: dict[str, Any], where: str) -> T:
-    """``cls(**data)``, with missing or unknown fields reported by name."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected an object, found {type(data).__name__}")
+    """``cls(**data)``, with missing or unknown fields, and values of the wrong JSON type,
+    reported by name (lists become the tuples the dataclasses hold)."""
+    data = expect_object(data, where)
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     required = {
         f.name
@@ -294,7 +333,13 @@ def _construct(cls: type[T], data: dict[str, Any], where: str) -> T:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    return cls(**data)
+    hints = _HINTS.setdefault(cls, get_type_hints(cls))
+    check_fields(data, hints, where)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def read_run(path: str | Path) -> RunRecord:
@@ -315,6 +360,6 @@ def read_run(path: str | Path) -> RunRecord:
         raise ResultFileError(f"{path}: expected a JSON object, found {type(doc).__name__}")
     try:
         return RunRecord.from_dict(doc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # ValueError names the field
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResultFileError(f"{path}: {detail}") from None

@@ -49,7 +49,7 @@ def test_missing_and_malformed_fields(tmp_path):
         read_run(_write(tmp_path / "r.json", doc))
     doc = make_record().to_dict()
     doc["epochs"][0]["colour"] = "red"
-    with pytest.raises(ResultFileError, match=r"epochs: unknown field\(s\) colour"):
+    with pytest.raises(ResultFileError, match=r"epochs\[0\]: unknown field\(s\) colour"):
         read_run(_write(tmp_path / "r.json", doc))
     doc = make_record().to_dict()
     del doc["run"]["cell"]["mode"]
@@ -81,3 +81,86 @@ def test_one_cell_label_short_for_people_and_full_for_the_gate():
     for name in WORKLOAD_FIELDS:  # every workload field tells two cells apart
         other = {**CELL, name: changed.get(name, 2 if name != "model" else "reference")}
         assert cell_label(other, every_field=True) != full, name
+
+
+def _set(path: tuple, value):
+    """A change to a stored document: ``path`` into it set to ``value``."""
+
+    def change(doc):
+        *parents, last = path
+        for key in parents:
+            doc = doc[key]
+        doc[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("steps",), None, "steps is null, expected an object"),
+        (("steps", "seconds", 3), "abc", 'steps.seconds[3] is "abc", expected a number'),
+        (("steps", "seconds", 3), None, "steps.seconds[3] is null, expected a number"),
+        (("steps", "seconds", 3), True, "steps.seconds[3] is true, expected a number"),
+        (("steps", "seconds", 3), -1.0, "steps: seconds[3] is -1.0, expected a time >= 0"),
+        (("steps", "phase", 0), 3, "steps.phase[0] is 3, expected a string"),
+        (("steps", "loss"), "x", 'steps.loss is "x", expected a list of numbers or null'),
+        (("epochs",), None, "epochs is null, expected a list"),
+        (("epochs", 0), 1, "epochs[0] is 1, expected an object"),
+        (("epochs", 0, "train_seconds"), "x", 'epochs[0].train_seconds is "x", expected a number'),
+        (
+            ("epochs", 0, "test_accuracy"),
+            [],
+            "epochs[0].test_accuracy is [], expected a number or null",
+        ),
+        (("run",), [], "run is [], expected an object"),
+        (("run", "repeat"), "0", 'run.repeat is "0", expected an integer'),
+        (("run", "run_id"), 5, "run.run_id is 5, expected a string"),
+        (("run", "peak_rss_bytes"), 1.5, "run.peak_rss_bytes is 1.5, expected an integer or null"),
+        (("run", "fingerprint"), None, "run.fingerprint is null, expected an object"),
+        (("run", "cell"), "x", 'run.cell is "x", expected an object'),
+        (("run", "cell", "batch_size"), "64", 'run.cell.batch_size is "64", expected an integer'),
+        (
+            ("run", "cell", "steps_per_epoch"),
+            "all",
+            'run.cell.steps_per_epoch is "all", expected an integer or null',
+        ),
+        (
+            ("run", "cell", "drop_remainder"),
+            1,
+            "run.cell.drop_remainder is 1, expected true or false",
+        ),
+        (("run", "info"), 3, "run.info is 3, expected an object"),
+        (
+            ("run", "info", "first_step_s"),
+            "1s",
+            'run.info.first_step_s is "1s", expected a number or null',
+        ),
+    ],
+)
+def test_every_field_is_checked_by_type_and_named(tmp_path, path, value, message):
+    doc = json.loads(json.dumps(make_record().to_dict()))
+    _set(path, value)(doc)
+    with pytest.raises(ResultFileError) as caught:
+        read_run(_write(tmp_path / "r.json", doc))
+    assert str(caught.value) == f"{tmp_path / 'r.json'}: {message}"
+
+
+def test_missing_top_level_parts_are_named(tmp_path):
+    for part in ("steps", "epochs", "run"):
+        doc = make_record().to_dict()
+        del doc[part]
+        with pytest.raises(ResultFileError, match=rf"r\.json: {part} is missing"):
+            read_run(_write(tmp_path / "r.json", doc))
+
+
+def test_cell_types_match_the_variant_and_workload_dataclasses():
+    import dataclasses
+    from typing import get_type_hints
+
+    from reports.schema import CELL_TYPES
+    from trainloop.config import Variant, Workload
+
+    hints = {**get_type_hints(Variant), **get_type_hints(Workload)}
+    names = [f.name for c in (Variant, Workload) for f in dataclasses.fields(c)]
+    assert {n: hints[n] for n in names} == CELL_TYPES

@@ -19,6 +19,15 @@ import numpy as np
 from reports.layout import ResultsLayout
 from reports.load import load_records
 from reports.schema import COMPARABLE_FIELDS, ResultFileError, cell_label
+from reports.typecheck import (
+    FieldError,
+    check_fields,
+    check_value,
+    expect_list,
+    expect_object,
+    fail,
+    required,
+)
 
 # Statuses of runs that broke: the code under test crashed, ran out of memory or diverged.
 BROKEN = ("failed", "oom", "diverged")
@@ -106,6 +115,52 @@ def _benchmark_files(path: Path) -> list[Path]:
     return sorted(path.rglob("*.json"))
 
 
+def _read_benchmarks(file: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A pytest-benchmark file's document and its benchmarks, each checked for what is
+    read from it.
+
+    Raises:
+      ResultFileError: naming the file and the field.
+    """
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{file}: not a pytest-benchmark JSON file ({exc})") from None
+    try:
+        doc = expect_object(doc, "the document")
+        expect_object(doc.get("machine_info", {}), "machine_info")
+        benchmarks = expect_list(required(doc, "benchmarks", ""), "benchmarks")
+        for i, bench in enumerate(benchmarks):
+            _check_benchmark(bench, f"benchmarks[{i}]")
+    except FieldError as exc:
+        raise ResultFileError(f"{file}: not a pytest-benchmark JSON file: {exc}") from None
+    return doc, benchmarks
+
+
+def _check_benchmark(bench: Any, where: str) -> None:
+    bench = expect_object(bench, where)
+    check_value(required(bench, "fullname", where), str, f"{where}.fullname")
+    stats = expect_object(required(bench, "stats", where), f"{where}.stats")
+    extra = expect_object(bench.get("extra_info", {}), f"{where}.extra_info")
+    check_fields(stats, _STATS_TYPES, f"{where}.stats")
+    check_fields(extra, _EXTRA_TYPES, f"{where}.extra_info")
+    times = {f"data[{i}]": t for i, t in enumerate(stats.get("data") or ())}
+    if not times:
+        times = {"median": required(stats, "median", f"{where}.stats")}
+    for name, value in times.items():
+        if value <= 0:
+            raise fail(f"{where}.stats.{name}", value, "a number > 0")
+    for name, source in (("stats.iterations", stats), ("extra_info.steps_per_round", extra)):
+        count = source.get(name.split(".")[1], 1)
+        if count < 1:
+            raise fail(f"{where}.{name}", count, "an integer >= 1")
+
+
+# What is read from each benchmark, and its JSON type.
+_STATS_TYPES = {"data": tuple[float, ...], "median": float, "iterations": int}
+_EXTRA_TYPES = {"steps_per_round": int, "fingerprint": dict}
+
+
 def _pytest_benchmark_side(path: Path) -> Side:
     """Each pytest-benchmark JSON file is one process: one run per benchmark.
 
@@ -117,18 +172,14 @@ def _pytest_benchmark_side(path: Path) -> Side:
     cells: dict[str, list[np.ndarray]] = {}
     envs: dict[str, dict[str, Any]] = {}
     for file in _benchmark_files(path):
-        try:
-            doc = json.loads(file.read_text())
-            benchmarks = doc["benchmarks"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ResultFileError(f"{file}: not a pytest-benchmark JSON file ({exc})") from None
+        doc, benchmarks = _read_benchmarks(file)
         for bench in benchmarks:
-            per_round = int(bench.get("extra_info", {}).get("steps_per_round", 1))
-            iterations = int(bench["stats"].get("iterations", 1))
-            data = bench["stats"].get("data") or [bench["stats"]["median"]]
+            extra, stats = bench.get("extra_info", {}), bench["stats"]
+            per_round, iterations = extra.get("steps_per_round", 1), stats.get("iterations", 1)
+            data = stats.get("data") or [stats["median"]]
             per_step = np.asarray(data, float) * iterations / per_round
             cells.setdefault(bench["fullname"], []).append(per_step)
-            fp = bench.get("extra_info", {}).get("fingerprint") or doc.get("machine_info", {})
+            fp = extra.get("fingerprint") or doc.get("machine_info", {})
             env = (
                 {k: fp.get(k) for k in COMPARABLE_FIELDS}
                 if "tensorflow" in fp

@@ -20,6 +20,7 @@ from bench.cli.parsing import (
     parse_nonnegative_float,
     parse_positive_int,
 )
+from bench.cli.paths import check_output_file
 from bench.cli.run import plan_cells
 from bench.gate.ab import ABResult, RevisionError, ab_verdicts, run_ab
 from bench.matrix.plan import read_plan
@@ -43,11 +44,20 @@ def compare_command(args: argparse.Namespace) -> int:
     environments.
     """
     policy = _gate_policy(args)
+    check_gate_outputs(args)
     try:
         base, cand = load_side(args.baseline), load_side(args.candidate)
     except ResultFileError as exc:
         raise UsageError(str(exc)) from None
     return _gate(base, cand, policy, args)
+
+
+def check_gate_outputs(args: argparse.Namespace) -> None:
+    """--json and --summary can be written: checked before any verdict is printed, so a
+    bad path is not reported after a table that looks like success."""
+    for option, path in (("--json", args.json), ("--summary", args.summary)):
+        if path is not None:
+            check_output_file(path, option)
 
 
 def write_output(path: Path, text: str, append: bool = False) -> None:

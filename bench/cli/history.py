@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.cli.errors import PROG, UsageError
 from bench.cli.parsing import parse_fraction, parse_positive_int
+from bench.cli.paths import check_input_dir, check_output_file
 from bench.history.rows import CommitInfo, RunRow, commit_info, resolve_commit, to_row
 from bench.history.series import SeriesCheck, build_series, check_series
 from bench.history.store import DEFAULT_DB, HistoryError, HistoryStore, now
@@ -36,6 +37,30 @@ from reports.trend import TrendSeries, trend_html
 # Each results path given, with the runs read from it.
 Loaded = list[tuple[Path, list[RunRecord]]]
 _ERRORS = (HistoryError, ResultFileError, DetectorMissingError, ValueError)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+
+
+def _check_db(target: str, create: bool = False) -> None:
+    """A ``--db`` path names a SQLite database, or (to create one) a new file; checked
+    before SQLite sees it, which would take a small file of anything else for an empty
+    database and overwrite it."""
+    if "://" in target:
+        return
+    path = Path(target).expanduser()
+    if path.is_dir():
+        raise UsageError(f"--db {target}: is a directory, not a SQLite file")
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC:
+            raise UsageError(
+                f"--db {target}: not a SQLite database (a history is a SQLite file "
+                "or a postgresql:// URL)"
+            )
+    elif create:
+        check_output_file(path, "--db")
 
 
 @contextmanager
@@ -80,6 +105,8 @@ def _check_shards(args: argparse.Namespace, loaded: Loaded) -> None:
 
 def add_command(args: argparse.Namespace) -> int:
     """``history add``: every timing run of the results directories, once."""
+    _check_db(args.db, create=True)
+    check_input_dir(args.repo, "--repo")
     with _one_line_errors():
         if args.commit:
             args.commit = resolve_commit(args.repo.resolve(), args.commit)
@@ -95,6 +122,7 @@ def add_command(args: argparse.Namespace) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     """``history list``: the series and their commits."""
+    _check_db(args.db)
     with _one_line_errors(), HistoryStore.open(args.db) as store:
         series = build_series(store.runs())
     for s in series:
@@ -116,6 +144,7 @@ def _policy(args: argparse.Namespace) -> ChangePointPolicy:
 
 
 def _checks(args: argparse.Namespace) -> tuple[ChangePointPolicy, list[SeriesCheck]]:
+    _check_db(args.db)
     policy = _policy(args)
     with HistoryStore.open(args.db) as store:
         series = build_series(store.runs())
@@ -124,6 +153,8 @@ def _checks(args: argparse.Namespace) -> tuple[ChangePointPolicy, list[SeriesChe
 
 def check_command(args: argparse.Namespace) -> int:
     """``history check``: change points per series; exit 1 on a regression."""
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     with _one_line_errors():
         policy, checks = _checks(args)
         if not checks:
@@ -138,6 +169,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 def report_command(args: argparse.Namespace) -> int:
     """``history report``: the trend page."""
+    check_output_file(args.html, "--html")
     with _one_line_errors():
         policy, checks = _checks(args)
     trends = [

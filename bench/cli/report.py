@@ -11,14 +11,22 @@ from typing import Any
 
 from bench.cli.errors import PROG, UsageError
 from bench.cli.options import add_command
-from bench.cli.parsing import VARIANT_GRAMMAR, parse_choices, parse_fraction, parse_variant
+from bench.cli.parsing import (
+    VARIANT_GRAMMAR,
+    parse_choices,
+    parse_fraction,
+    parse_ids,
+    parse_variant,
+)
+from bench.cli.paths import check_output_dir, check_output_file
+from bench.matrix.store import write_atomic
 from reports.checks import Finding
 from reports.export import FORMATS, console_text, write_table
 from reports.frames import Results
 from reports.html import html_report
 from reports.load import load_results, load_shards
 from reports.markdown import timing_markdown
-from reports.report import ReportOptions, build_report
+from reports.report import Report, ReportOptions, build_report
 from reports.schema import ResultFileError
 from reports.shards import ShardProblem, check_shards
 
@@ -42,6 +50,10 @@ def report_command(args: argparse.Namespace) -> int:
     other formats with --out and one self-contained page with --html. The shards of a
     matrix run with `run --shard K/N` are merged; a missing shard is named in a warning.
     """
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
+    if args.html is not None:
+        check_output_file(args.html, "--html")
     try:
         results, problems = _load(args)
         options = ReportOptions(
@@ -58,6 +70,15 @@ def report_command(args: argparse.Namespace) -> int:
     report = build_report(results, options)
     shard_findings = [Finding(p.kind, p.message) for p in problems]
     report = dataclasses.replace(report, findings=[*shard_findings, *report.findings])
+    try:
+        _write(report, args)
+    except OSError as exc:  # e.g. the disk filled up after the checks
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _write(report: Report, args: argparse.Namespace) -> None:
+    """Prints the tables, and writes --out files and the --html page."""
     if args.out is None:
         text = {"markdown": timing_markdown, "console": console_text}
         for fmt in args.format:
@@ -74,9 +95,8 @@ def report_command(args: argparse.Namespace) -> int:
             print(f"{PROG}: wrote {path}", file=sys.stderr)
     if args.html is not None:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(html_report(report), encoding="utf-8")
+        write_atomic(args.html, html_report(report).encode())
         print(f"{PROG}: wrote {args.html}", file=sys.stderr)
-    return 0
 
 
 def register(sub: Any) -> None:
@@ -120,7 +140,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--invocation",
-        type=lambda t: t.split(","),
+        type=parse_ids,
         metavar="ID[,ID]",
         help="only runs of these invocations",
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.errors import PROG, UsageError
+from bench.cli.paths import check_input_dir
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,6 +31,7 @@ def parse_port(text: str) -> int:
 
 
 def _sessions(results: Path) -> list[Path]:
+    check_input_dir(results)
     root = results / "traces" / "plugins" / "profile"
     found = sorted(p for p in root.glob("*") if any(p.glob("*.xplane.pb")))
     if not found:

@@ -58,13 +58,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``tapebench`` command; returns the exit code."""
+    """Runs the ``tapebench`` command; returns the exit code (also for ``--help`` and
+    argument errors, which argparse reports by exiting)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parse(argv)
+        try:
+            args = _parse(argv)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 2  # argparse passes ints
         return int(args.handler(args))
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        # One line, whatever the message quotes (a TOML or JSON parser's report may not be).
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -20,6 +20,7 @@ from bench.cli.parsing import (
     parse_positive_float,
     parse_positive_int,
     parse_positive_ints,
+    parse_positive_or_all,
     parse_seconds_or_none,
     parse_variants,
 )
@@ -111,7 +112,12 @@ def add_workload_options(p: argparse.ArgumentParser, preset: str) -> None:
         help="default: 64",
     )
     g.add_argument("--epochs", type=parse_positive_int)
-    g.add_argument("--steps-per-epoch", type=parse_count_or_all, metavar="N|all")
+    g.add_argument(
+        "--steps-per-epoch",
+        type=parse_positive_or_all,
+        metavar="N|all",
+        help="training steps per epoch; all: one pass over the training set",
+    )
     g.add_argument("--warmup-steps", type=parse_count, metavar="N")
     g.add_argument(
         "--eval-examples",
@@ -164,7 +170,7 @@ def add_execution_options(p: argparse.ArgumentParser, output: str) -> None:
     g.add_argument(
         "--task-index",
         type=parse_count,
-        default=0,
+        default=None,
         metavar="N",
         help="with --cluster: this machine's worker (0 is the chief)",
     )

@@ -7,6 +7,7 @@ matrix files run their values through the same converters.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -75,12 +76,19 @@ def _number(convert: Callable[[str], N], accept: Callable[[N], bool], expected: 
     return parse
 
 
+# Infinities and NaN are no numbers of anything here: refused, never run with.
 parse_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
 parse_count = _number(int, lambda v: v >= 0, "an integer >= 0")
-parse_positive_float = _number(float, lambda v: v > 0, "a positive number")
-parse_nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+parse_positive_float = _number(
+    float, lambda v: math.isfinite(v) and v > 0, "a finite positive number"
+)
+parse_nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 parse_fraction = _number(float, lambda v: 0 <= v <= 1, "a fraction between 0 and 1")
 _count_or_all = _number(int, lambda v: v >= 0, "an integer >= 0 or 'all'")
+_positive_or_all = _number(int, lambda v: v >= 1, "an integer >= 1 or 'all'")
+_seconds = _number(
+    float, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds or 'none'"
+)
 
 
 def parse_positive_ints(text: str) -> list[int]:
@@ -104,9 +112,14 @@ def parse_count_or_all(text: str) -> int | None:
     return None if text == "all" else _count_or_all(text)
 
 
+def parse_positive_or_all(text: str) -> int | None:
+    """An integer >= 1, or ``all`` (None)."""
+    return None if text == "all" else _positive_or_all(text)
+
+
 def parse_seconds_or_none(text: str) -> float | None:
-    """A positive number of seconds, or ``none``."""
-    return None if text == "none" else parse_positive_float(text)
+    """A positive number of seconds, or ``none`` (no limit)."""
+    return None if text == "none" else _seconds(text)
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -123,12 +136,41 @@ def parse_window(text: str) -> tuple[int, int]:
     return window
 
 
+def _address_problem(address: str) -> str | None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        return "expected HOST:PORT"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"port {port!r} is not a TCP port (1-65535)"
+    return None
+
+
 def parse_addresses(text: str) -> list[str]:
-    """Comma-separated ``HOST:PORT`` addresses (a multi-worker cluster)."""
-    addresses = _items(text)
-    if not addresses or any(not a.rpartition(":")[2].isdigit() for a in addresses):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT,HOST:PORT,...")
+    """Comma-separated ``HOST:PORT`` addresses (a multi-worker cluster): two or more, each
+    a host and a port 1-65535, each once."""
+    addresses = [a.strip() for a in text.split(",")]
+    if len(addresses) < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected at least two HOST:PORT addresses, one per worker"
+        )
+    for address in addresses:
+        problem = _address_problem(address)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text!r}: {address!r}: {problem}")
+    repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {', '.join(repeated)} is listed twice (one address per worker)"
+        )
     return addresses
+
+
+def parse_ids(text: str) -> list[str]:
+    """Comma-separated identifiers (e.g. invocation ids), none empty."""
+    ids = [t.strip() for t in text.split(",")]
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ID[,ID...] without empty items")
+    return ids
 
 
 def parse_shard(text: str) -> Shard:

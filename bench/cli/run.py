@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import sys
 import tempfile
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,9 @@ from bench.cli.options import (
     add_workload_options,
 )
 from bench.cli.parsing import parse_positive_int, parse_shard, parse_window
-from bench.matrix.cells import (
-    PRESET_REPEATS,
-    PRESET_TIMEOUTS,
-    PRESETS,
-    Cell,
-    RunOptions,
-    Sampling,
-    choose_variants,
-    create_cells,
-    create_variants,
-    create_workloads,
-    preset_sampling,
-)
+from bench.cli.paths import check_input_dir
+from bench.cli.planning import plan_cells
+from bench.matrix.cells import PRESET_REPEATS, PRESETS, Cell
 from bench.matrix.execute import MatrixError, MatrixResult, resume_matrix, run_plan
 from bench.matrix.job import Job, WorkerTask
 from bench.matrix.plan import create_plan, read_plan
@@ -42,35 +31,11 @@ from reports.markdown import timing_markdown
 from reports.report import build_report
 from reports.schema import ResultFileError
 from trainloop.config import DATASETS, DEVICES, MODELS, MODES, PRECISIONS, Variant, Workload
-from trainloop.datasets import DatasetNotFoundError, DataSource, locate_dataset
+from trainloop.datasets import OFFLINE_ENV, DatasetNotFoundError, dataset_size, locate_dataset
+from trainloop.idx import DataFileError
 
 # With --resume the plan comes from the results directory; only these may be given.
 RESUME_OPTIONS = ("--resume", "-o", "--output-dir")
-
-
-def build_workloads(args: argparse.Namespace) -> list[Workload]:
-    """Workloads from dataclass defaults, then the preset, then flags given explicitly."""
-    given = vars(args)
-    values: dict[str, Any] = dict(PRESETS[args.preset])
-    values.update({f.name: given[f.name] for f in fields(Workload) if f.name in given})
-    if args.keep_partial_batch:
-        values["drop_remainder"] = False
-    base = Workload(**values)
-    return create_workloads(
-        base, given.get("models", ()), given.get("datasets", ()), given.get("batch_sizes", ())
-    )
-
-
-def build_cells(args: argparse.Namespace) -> list[Cell]:
-    """The cells requested on the command line."""
-    workloads = build_workloads(args)
-    if args.variants and (args.modes or args.precisions):
-        raise UsageError("--variants cannot be combined with --modes/--precisions")
-    if args.variants:
-        variants = choose_variants(args.variants, args.devices)
-    else:
-        variants = create_variants(args.modes, args.precisions, args.devices)
-    return create_cells(variants, workloads)
 
 
 def _check_resume_alone(argv: list[str]) -> None:
@@ -80,64 +45,6 @@ def _check_resume_alone(argv: list[str]) -> None:
         raise UsageError(
             f"--resume takes the plan from the results directory; drop {', '.join(extra)}"
         )
-
-
-def plan_cells(args: argparse.Namespace) -> tuple[list[Cell], RunOptions, dict[str, DataSource]]:
-    """Cells, run options and located datasets; every input error as a UsageError."""
-    try:
-        cells = build_cells(args)
-        options = RunOptions(
-            output_dir=args.output_dir,
-            data_dir=args.data_dir,
-            intra_op_threads=args.intra_op_threads,
-            inter_op_threads=args.inter_op_threads,
-            timeout_s=getattr(args, "timeout", PRESET_TIMEOUTS[args.preset]),
-            profile=getattr(args, "profile", None),
-            cluster=tuple(args.cluster) if getattr(args, "cluster", None) else None,
-            task_index=getattr(args, "task_index", 0),
-            fork_workers=not args.exec_workers,
-            sampling=build_sampling(args),
-        )
-        if options.cluster is not None:
-            _check_cluster(cells, options.cluster)
-        sources: dict[str, DataSource] = {
-            name: locate_dataset(name, args.data_dir)
-            for name in dict.fromkeys(c.workload.dataset for c in cells)
-        }
-    except (ValueError, DatasetNotFoundError) as exc:
-        raise UsageError(str(exc)) from None
-    return cells, options, sources
-
-
-def build_sampling(args: argparse.Namespace) -> Sampling | None:
-    """The preset's adaptive sampling with the options given on the command line applied;
-    None with ``--precision none`` or a preset without it and no sampling option."""
-    given = vars(args)
-    fields = {
-        "precision": "precision",
-        "run_budget_s": "run_budget",
-        "cell_budget_s": "cell_budget",
-        "min_timed_steps": "min_timed_steps",
-        "max_runs": "max_runs",
-    }
-    changes = {name: given[option] for name, option in fields.items() if option in given}
-    base = preset_sampling(args.preset)
-    if "precision" in changes and changes["precision"] is None:
-        return None
-    if base is None and not changes:
-        return None
-    return dataclasses.replace(base or Sampling(), **changes)
-
-
-def _check_cluster(cells: list[Cell], cluster: tuple[str, ...]) -> None:
-    """With ``--cluster`` every cell must be a multi-worker cell of that many workers."""
-    for cell in cells:
-        v = cell.variant
-        if v.strategy != "multiworker" or v.replicas != len(cluster):
-            raise ValueError(
-                f"--cluster lists {len(cluster)} workers, so every variant must end in "
-                f"*multiworker:{len(cluster)} (got {v.name})"
-            )
 
 
 def _start(args: argparse.Namespace, stop: StopRequest) -> MatrixResult:
@@ -205,12 +112,22 @@ def _finish(result: MatrixResult, stop: StopRequest) -> int:
 
 
 def _dataset_line(name: str, data_dir: Path | None) -> str:
+    """Where ``name`` would be read from here, and how big it is -- or why it would not."""
     try:
         source = locate_dataset(name, data_dir, download=False)
     except DatasetNotFoundError:
-        return f"{name}: not found locally (downloaded on first use where online)"
+        if data_dir is not None:
+            return f"{name}: not in {data_dir} (run refuses it with this --data-dir)"
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+            return f"{name}: not found locally, and downloads are off (${OFFLINE_ENV})"
+        return f"{name}: not found locally (run downloads it into the Keras cache)"
     where = source.paths[0].rsplit("/", 1)[0] if source.paths else "generated"
-    return f"{name}: {where} ({source.origin})"
+    try:
+        size = dataset_size(source)
+    except DataFileError as exc:
+        return f"{name}: {where} ({source.origin}), unreadable: {exc}"
+    examples = f"{size.train_examples} train / {size.test_examples} test examples"
+    return f"{name}: {where} ({source.origin}, {examples})"
 
 
 def list_command(args: argparse.Namespace) -> int:
@@ -219,6 +136,8 @@ def list_command(args: argparse.Namespace) -> int:
     Shows what tapebench can run, and what this machine has: where each dataset would be
     read from and the visible devices.
     """
+    if args.data_dir is not None:
+        check_input_dir(args.data_dir, "--data-dir")
     task = WorkerTask("list-probe", Cell(Variant(device="gpu"), Workload()), probe=True)
     with tempfile.TemporaryDirectory() as tmp:
         record = execute_job(Job(task, "list", repeat=0), Path(tmp) / "probe.log")

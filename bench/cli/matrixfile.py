@@ -18,6 +18,7 @@ anything the command line would reject; options given on the command line win.
 from __future__ import annotations
 
 import argparse
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,38 @@ class MatrixFileError(ValueError):
     """A matrix file is unreadable or holds an unknown key or a bad value."""
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(_as_text(v) for v in value)
+def _takes_list(action: argparse.Action) -> bool:
+    """Whether the option takes a comma-separated list (its metavar says so: LIST, or
+    HOST:PORT,...)."""
+    metavar = str(action.metavar or "")
+    return "LIST" in metavar or "," in metavar
+
+
+def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         raise TypeError("true/false is only valid for switches")
+    if not isinstance(value, str | int | float):  # tables, dates and times
+        kind = "table" if isinstance(value, dict) else type(value).__name__
+        raise TypeError(f"a TOML {kind} is not a value of this option")
     return str(value)
+
+
+def _toml(value: Any) -> str:
+    """``value`` written as in the file (near enough: TOML arrays and strings are JSON's)."""
+    return json.dumps(value, default=str)
+
+
+def _as_text(value: Any, takes_list: bool) -> str:
+    """The command-line text of ``value``: a list becomes comma-separated items, once."""
+    if not isinstance(value, list):
+        return _scalar_text(value)
+    if not takes_list:
+        raise TypeError("expected one value, not a list")
+    if not value:
+        raise TypeError("an empty list (leave the key out to get the default)")
+    if any(isinstance(v, list) for v in value):
+        raise TypeError("expected a flat list of values, not lists in a list")
+    return ",".join(_scalar_text(v) for v in value)
 
 
 def load_matrix_file(
@@ -70,10 +97,10 @@ def load_matrix_file(
                     raise TypeError("expected true or false")
                 defaults[dest] = value
                 continue
-            text = _as_text(value)
+            text = _as_text(value, _takes_list(action))
             if action.choices is not None and text not in action.choices:
                 raise TypeError(f"expected one of {', '.join(map(str, action.choices))}")
             defaults[dest] = action.type(text) if callable(action.type) else text
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-            raise MatrixFileError(f"{path}: {key} = {value!r}: {exc}") from None
+            raise MatrixFileError(f"{path}: {key} = {_toml(value)}: {exc}") from None
     return defaults

@@ -23,8 +23,9 @@ from typing import IO, Any
 
 from bench.machine.fingerprint import SOURCE_ROOT, source_revision
 from bench.matrix.job import TraceRequest, WorkerTask
+from bench.matrix.multiworker import join_timeout
 from reports.layout import PROFILE_SESSIONS, trace_relative_path
-from trainloop.datasets import load_arrays
+from trainloop.datasets import DataSource, load_arrays
 from trainloop.idx import DataFileError
 
 
@@ -102,7 +103,8 @@ def _configure_runtime(task: WorkerTask) -> None:
     if variant.strategy == "mirrored" and variant.device == "cpu":
         split_cpu(variant.replicas)
     if variant.strategy == "multiworker":
-        create_strategy(variant)  # joins the cluster TF_CONFIG describes
+        # Joins the cluster TF_CONFIG describes, waiting for the others a bounded time.
+        create_strategy(variant, join_timeout_s=join_timeout(os.environ))
 
 
 def _measure_peaks(task: WorkerTask, events: EventWriter) -> None:
@@ -157,6 +159,9 @@ def _run(task: WorkerTask, events: EventWriter, started: float) -> tuple[str, st
             raise ValueError("the task names no data source")
         data = load_arrays(task.data_source, seed=workload.seed)
         events.emit("stage", name="data", at=time.monotonic())
+        problem = _size_problem(workload, task.data_source, len(data.x_train))
+        if problem:
+            return "failed", problem
         log("data loaded; building the model")
         rule = _stop_rule(task, started)
         loop = TrainingLoop(
@@ -187,6 +192,17 @@ def _run(task: WorkerTask, events: EventWriter, started: float) -> tuple[str, st
     except DataFileError as exc:
         return "failed", str(exc)
     return "ok", None
+
+
+def _size_problem(workload: Any, source: DataSource, train_examples: int) -> str | None:
+    """Why ``workload`` cannot train on the loaded data (the parent checks this before a
+    run where it can; a resumed plan, a changed file or the Python API reach here)."""
+    try:
+        workload.check_train_size(train_examples)
+    except ValueError as exc:
+        where = source.paths[0].rsplit("/", 1)[0] if source.paths else "generated"
+        return f"{source.name} ({where}): {exc}"
+    return None
 
 
 def _publish_trace(capture: Path, profile: TraceRequest, events: EventWriter) -> None:

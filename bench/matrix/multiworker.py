@@ -10,11 +10,37 @@ time, peak RSS and log go into ``info["workers"]`` (see :mod:`bench.matrix.worke
 from __future__ import annotations
 
 import json
+import math
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.matrix.job import Job
+
+# How long a multi-worker run's workers wait for each other to start (seconds; the
+# default is trainloop.strategies.JOIN_TIMEOUT_S, which the parent may not import).
+JOIN_TIMEOUT_ENV = "TAPEBENCH_JOIN_TIMEOUT"
+DEFAULT_JOIN_TIMEOUT_S = 60.0
+
+
+def join_timeout(environ: Mapping[str, str]) -> float:
+    """Seconds the workers of a cluster wait for each other: ``$TAPEBENCH_JOIN_TIMEOUT``,
+    or 60.
+
+    Raises:
+      ValueError: the variable is set to something else than a positive number.
+    """
+    text = environ.get(JOIN_TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_JOIN_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"${JOIN_TIMEOUT_ENV}={text!r} is not a positive number of seconds")
+    return seconds
 
 
 def free_ports(count: int) -> list[int]:

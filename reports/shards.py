@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.layout import ResultsLayout
+from reports.manifest import check_manifest
 from reports.schema import ResultFileError
 
 MANIFEST_KIND = "tapebench.invocation"
@@ -117,6 +118,7 @@ def _read_manifest(path: Path) -> ShardManifest | None:
     if not doc.get("shard"):
         return None
     try:
+        check_manifest(doc)
         return ShardManifest(
             path, doc["invocation_id"], Shard.from_dict(doc["shard"]), shared_part(doc)
         )

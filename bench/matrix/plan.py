@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.matrix.cells import Cell, RunOptions, Sampling
 from bench.matrix.store import ResultsDir, new_invocation_id
+from reports.manifest import check_manifest
 from reports.schema import PURPOSES, utc_timestamp
 from reports.shards import MANIFEST_KIND, Shard, plan_id
 from trainloop.datasets import DataSource
@@ -274,6 +275,7 @@ def read_plan(results: ResultsDir, invocation_id: str | None) -> Plan:
             f"is not supported (expected {MANIFEST_VERSION})"
         )
     try:
+        check_manifest(doc)  # every field's type, named
         return Plan.from_dict(doc, results.root)
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)

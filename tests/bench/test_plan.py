@@ -101,7 +101,12 @@ def test_an_invocation_written_by_the_first_version_resumes(tmp_path, monkeypatc
     "change, message",
     [
         (lambda d: d.update(schema_version=2), "manifest version 2 is not supported"),
-        (lambda d: d.pop("cells"), "missing field 'cells'"),
+        (lambda d: d.pop("cells"), "cells is missing"),
+        (lambda d: d.update(repeats="2"), 'repeats is "2", expected an integer'),
+        (lambda d: d.update(options=None), "options is null, expected an object"),
+        (lambda d: d.update(data_sources=[]), "data_sources is [], expected an object"),
+        (lambda d: d["slots"].__setitem__(0, [1]), "slots[0] is [1], expected an object"),
+        (lambda d: d["cells"][0].update(batch_size="8"), 'cells[0].batch_size is "8"'),
         (lambda d: d["cells"][0].update(colour="red"), "cell: unknown field(s) colour"),
         (lambda d: d["slots"][0].update(cell_index=5), "name no cell of the plan"),
     ],

@@ -18,7 +18,7 @@ import pytest
 
 from reports.load import load_records
 from tests.bench.test_cli import FIXED, run_cli
-from tests.conftest import subprocess_env, tapebench_cmd
+from tests.conftest import learnable_arrays, subprocess_env, tapebench_cmd, write_npz
 
 # Eager tiny steps take ~60 ms here: 150 of them keep a worker busy for ~10 s.
 SLOW = [
@@ -292,7 +292,7 @@ def test_matrix_file_axes_and_threads(tmp_path):
     [
         ("modez = ['eager']\n", "unknown key 'modez'"),
         ("epochs = 0\n", "epochs = 0: '0' is not an integer >= 1"),
-        ("preset = 'huge'\n", "preset = 'huge': expected one of gate, quick, reference"),
+        ("preset = 'huge'\n", 'preset = "huge": expected one of gate, quick, reference'),
         ("keep_partial_batch = 'yes'\n", "expected true or false"),
         ("epochs = [\n", "not valid TOML"),
     ],
@@ -317,3 +317,11 @@ def test_list_shows_what_this_machine_has(tmp_path):
     assert "synthetic: generated" in out
     assert re.search(r"gpu: (none visible|\S+)", out)
     assert "TensorFlow 2." in out
+
+
+def test_list_says_what_a_data_dir_holds_and_what_it_lacks(tmp_path):
+    write_npz(tmp_path / "data" / "mnist.npz", learnable_arrays(200, 100))
+    result = run_cli(tmp_path, "list", "--data-dir", str(tmp_path / "data"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "(data-dir, 200 train / 100 test examples)" in result.stdout
+    assert f"fashion_mnist: not in {tmp_path / 'data'} (run refuses it" in result.stdout

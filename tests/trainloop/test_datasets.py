@@ -133,14 +133,15 @@ def test_corrupt_file_in_set_is_named(tmp_path):
         load_arrays(_idx_source(paths))
 
 
-def test_npz_missing_arrays_and_corrupt(tmp_path):
+@pytest.mark.parametrize("read", [load_arrays, dataset_size])  # all of it, or its headers
+def test_npz_missing_arrays_and_corrupt(tmp_path, read):
     np.savez(tmp_path / "mnist.npz", x_train=np.zeros((1, 28, 28), np.uint8))
     source = DataSource("mnist", "npz", "data-dir", (str(tmp_path / "mnist.npz"),))
     with pytest.raises(DataFileError, match="missing arrays y_train, x_test, y_test"):
-        load_arrays(source)
+        read(source)
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04broken")
     with pytest.raises(DataFileError, match=r"mnist\.npz: not a readable \.npz"):
-        load_arrays(source)
+        read(source)
 
 
 def test_synthetic_is_seeded_and_unlabelled():
@@ -196,13 +197,3 @@ def test_headers_that_disagree_are_caught_without_loading(tmp_path):
     write_idx(paths[2], np.zeros((32, 32, 32), np.uint8))
     with pytest.raises(DataFileError, match=r"t10k-images.*shape \(32, 32, 32\)"):
         dataset_size(_idx_source(paths))
-
-
-def test_npz_headers_name_missing_arrays(tmp_path):
-    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((1, 28, 28), np.uint8))
-    source = DataSource("mnist", "npz", "data-dir", (str(tmp_path / "mnist.npz"),))
-    with pytest.raises(DataFileError, match="missing arrays y_train, x_test, y_test"):
-        dataset_size(source)
-    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04broken")
-    with pytest.raises(DataFileError, match=r"mnist\.npz: not a readable \.npz"):
-        dataset_size(source)

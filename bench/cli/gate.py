@@ -159,6 +159,7 @@ def ab_command(args: argparse.Namespace) -> int:
     cells, options, sources = plan_cells(args)
     policy = _gate_policy(args)
     schedule = ab_schedule(args)
+    check_gate_outputs(args)
     out = Path(args.output_dir)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--output-dir {out} is not empty; an A/B needs a fresh directory")

@@ -181,11 +181,9 @@ def parse_shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_open_fraction = _number(float, lambda v: 0 < v < 1, "a fraction between 0 and 1, or 'none'")
+
+
 def parse_fraction_or_none(text: str) -> float | None:
     """A fraction strictly between 0 and 1, or ``none``."""
-    if text == "none":
-        return None
-    value = parse_positive_float(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1, or 'none'")
-    return value
+    return None if text == "none" else _open_fraction(text)

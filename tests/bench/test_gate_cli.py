@@ -56,7 +56,7 @@ def test_compare_refuses_different_environments_unless_allowed(tmp_path):
     "args, message",
     [
         (["nowhere", "nowhere"], "nowhere: no such file or directory"),
-        (["BASE", "BASE", "--threshold", "0"], "'0' is not a positive number"),
+        (["BASE", "BASE", "--threshold", "0"], "'0' is not a finite positive number"),
     ],
 )
 def test_compare_usage_errors(tmp_path, args, message):
@@ -206,7 +206,8 @@ def test_compare_appends_the_markdown_to_a_summary_file(tmp_path):
     assert sorted(p.name for p in summary.parent.iterdir()) == ["summary.md"]  # no temp left
     bad = run_cli(tmp_path, "compare", str(base), str(slow), "--summary", str(base / "runs"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert f"cannot write {base / 'runs'}" in bad.stderr
+    assert f"--summary {base / 'runs'}: is a directory" in bad.stderr
+    assert bad.stdout == ""  # refused before any verdict is printed
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def test_report_writes_every_format_and_html(tmp_path, results):
     [
         (["nowhere"], "nowhere: no such file or directory"),
         (["RESULTS", "--format", "parquet"], "--format parquet writes files: add --out DIR"),
-        (["RESULTS", "--baseline", "turbo"], "mode='turbo' is not one of"),
+        (["RESULTS", "--baseline", "turbo"], "mode 'turbo' is not one of"),
         (["RESULTS", "--target-accuracy", "85"], "'85' is not a fraction between 0 and 1"),
         (["RESULTS", "--invocation", "nope"], "no runs of invocation(s) nope"),
     ],

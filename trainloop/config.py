@@ -221,6 +221,18 @@ class Workload:
         without it every batch would be a partial one)."""
         return train_examples // self.batch_size
 
+    def steps_per_pass(self, train_examples: int) -> int:
+        """Batches in one pass over ``train_examples``: the full ones, and the smaller
+        last one unless ``drop_remainder``."""
+        if self.drop_remainder:
+            return self.full_batches(train_examples)
+        return math.ceil(train_examples / self.batch_size)
+
+    def steps_in_epoch(self, train_examples: int) -> int:
+        """Steps an epoch trains: ``steps_per_epoch``, at most one pass."""
+        full = self.steps_per_pass(train_examples)
+        return min(full, self.steps_per_epoch or full)
+
     def check_train_size(self, train_examples: int) -> None:
         """Refuses a training set too small for one batch.
 

@@ -8,8 +8,6 @@ and identical across execution modes.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
@@ -33,11 +31,6 @@ def input_signature(
         tf.TensorSpec([batch_size, 28, 28, 1], tf.float32, name="images"),
         tf.TensorSpec([batch_size, num_classes], tf.float32, name="labels"),
     )
-
-
-def steps_per_epoch(examples: int, batch_size: int, drop_remainder: bool) -> int:
-    """Batches in one pass over ``examples``."""
-    return examples // batch_size if drop_remainder else math.ceil(examples / batch_size)
 
 
 def create_train_dataset(

@@ -73,8 +73,7 @@ def create_plan(
 ) -> StepPlan:
     """The calls of every epoch of ``variant`` training ``workload`` on ``examples``."""
     w, k = workload, variant.steps_per_call
-    full = inputs.steps_per_epoch(examples, w.batch_size, w.drop_remainder)
-    n = min(full, w.steps_per_epoch or full)
+    full, n = w.steps_per_pass(examples), w.steps_in_epoch(examples)
     whole = variant.mode == "fit"  # Keras runs whole executions of k steps
     # The last batch of a pass is smaller when the remainder is kept; it ends an epoch only
     # when epochs are full passes (and, for fit, a whole number of executions).

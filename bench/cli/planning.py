@@ -158,7 +158,7 @@ def _fit(workload: Workload, source: DataSource, given: dict[str, Any], profile:
                 f"examples of {where}; use --eval-examples all or at most {test}"
             )
         workload = workload.replace(eval_examples=None)  # the preset's: the whole test set
-    per_epoch = workload.steps_per_epoch or workload.full_batches(train)
+    per_epoch = workload.steps_in_epoch(train)
     if profile is not None and profile[1] > workload.epochs * per_epoch:
         raise ValueError(
             f"--profile {profile[0]}:{profile[1]} reaches past the "

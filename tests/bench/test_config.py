@@ -211,3 +211,27 @@ def test_cells_round_trip_through_their_dict_and_old_cells_get_defaults():
     assert Cell.from_dict(old).variant.input_mode == "tfdata"
     with pytest.raises(ValueError, match="unknown field"):
         Cell.from_dict({**old, "colour": "red"})
+
+
+@pytest.mark.parametrize(
+    "examples, batch, drop, cap, per_pass, per_epoch",
+    [
+        (100, 32, True, None, 3, 3),
+        (100, 32, False, None, 4, 4),
+        (100, 32, True, 2, 3, 2),
+        (100, 32, True, 10, 3, 3),  # an epoch is at most one pass
+        (96, 32, False, None, 3, 3),
+        (10, 64, True, 5, 0, 0),
+    ],
+)
+def test_steps_of_a_pass_and_of_an_epoch(examples, batch, drop, cap, per_pass, per_epoch):
+    w = Workload(batch_size=batch, drop_remainder=drop, steps_per_epoch=cap)
+    assert (w.steps_per_pass(examples), w.steps_in_epoch(examples)) == (per_pass, per_epoch)
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_training_set_smaller_than_a_batch_is_refused(drop):
+    w = Workload(batch_size=64, drop_remainder=drop)
+    w.check_train_size(64)
+    with pytest.raises(ValueError, match="holds 10 examples, fewer than one batch of 64"):
+        w.check_train_size(10)

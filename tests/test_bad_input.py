@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import bench.cli.calibrate
 import bench.cli.gate
 import bench.cli.run
 from bench.cli import main
@@ -165,7 +166,7 @@ TABLE = [
     ("history check --json afile/c.json", "--json afile/c.json: "),
     ("history report --html afile/t.html", "--html afile/t.html: "),
     ("history report", "the following arguments are required: --html"),
-    # traces, ab, and the command itself
+    # traces, ab, calibrate, and the command itself
     ("traces nowhere", "nowhere: no such directory"),
     ("traces afile", "afile: is a file, not a directory"),
     ("traces good", "good: no traces in"),
@@ -176,6 +177,12 @@ TABLE = [
     ("ab --baseline HEAD --min-pairs 2", "--runs/--min-pairs/--max-pairs/--look-every: "),
     ("ab --baseline HEAD --json afile/v.json", "--json afile/v.json: "),
     ("ab --baseline HEAD --summary good", "--summary good: is a directory"),
+    ("calibrate --slowdowns 0.1,x", "'x' is not a finite positive number"),
+    ("calibrate --slowdowns inf", "'inf' is not a finite positive number"),
+    ("calibrate --aa -1", "'-1' is not an integer >= 0"),
+    ("calibrate --variants function,xla", "calibrate takes one cell (got 2)"),
+    ("calibrate --variants eager/", "precision after '/' is empty"),
+    ("calibrate -o afile", "--output-dir afile: is a file, not a directory"),
     ("fly", "invalid choice: 'fly'"),
     ("", "the following arguments are required: command"),
 ]
@@ -207,6 +214,8 @@ def in_world(world: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (bench.cli.run, "run_plan"),
         (bench.cli.run, "execute_job"),
         (bench.cli.gate, "run_ab"),
+        (bench.cli.calibrate, "size_slowdowns"),
+        (bench.cli.calibrate, "run_trials"),
     ]:
         monkeypatch.setattr(module, name, refuse)
     return world

@@ -18,7 +18,8 @@ def _ms(value: float, runs: int) -> str:
     return "n/a" if math.isnan(value) else f"{value * 1e3:.3f} ({runs})"
 
 
-def _ratio(v: Verdict) -> str:
+def ratio_text(v: Verdict) -> str:
+    """The verdict's ratio with its 95% interval, e.g. ``1.250 [1.100–1.400]``."""
     if math.isnan(v.ratio):
         return "n/a"
     if math.isnan(v.ratio_ci_low):
@@ -60,7 +61,7 @@ def verdicts_markdown(
             v.cell,
             _ms(v.baseline_median_s, v.baseline_runs),
             _ms(v.candidate_median_s, v.candidate_runs),
-            _ratio(v),
+            ratio_text(v),
             "n/a" if math.isnan(v.p_slower) else f"{v.p_slower:.3f}",
             f"**{v.verdict}**: {v.reason}",
         ]

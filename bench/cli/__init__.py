@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bench.cli import calibrate, gate, history, report, run, traces
+from bench.cli import bisect, calibrate, gate, history, report, run, traces
 from bench.cli.errors import PROG, UsageError
 from bench.cli.matrixfile import MatrixFileError, load_matrix_file
 
@@ -37,6 +37,7 @@ def create_parser() -> argparse.ArgumentParser:
     run.register_list(sub)
     report.register(sub)
     gate.register_compare(sub)
+    bisect.register(sub)
     history.register(sub)
     calibrate.register(sub)
     traces.register(sub)

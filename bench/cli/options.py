@@ -263,3 +263,12 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
         help='also append the Markdown verdicts to FILE (e.g. "$GITHUB_STEP_SUMMARY"), '
         "so CI needs no pipe that could hide the exit code",
     )
+
+
+def add_ab_options(p: argparse.ArgumentParser, output: str) -> None:
+    """The options of a command that runs same-job A/Bs and judges them: variants (CPU by
+    default), the workload (the gate preset), execution and the verdict's rules."""
+    add_variant_options(p, ["cpu"])
+    add_workload_options(p, "gate")
+    add_execution_options(p, output)
+    add_gate_options(p)

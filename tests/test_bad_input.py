@@ -245,7 +245,20 @@ def test_the_join_timeout_variable_is_checked_before_a_run(in_world, capsys, mon
 
 # Only a worker can tell: each is a real (tiny) run that fails and names the cause.
 
-TINY = ["--model", "tiny", "--epochs", "1", "--steps-per-epoch", "4", "--warmup-steps", "1"]
+TINY = [
+    "--precision",
+    "none",
+    "--repeats",
+    "1",
+    "--model",
+    "tiny",
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "4",
+    "--warmup-steps",
+    "1",
+]
 TINY += ["--eval-examples", "0", "--batch-size", "32", "--devices", "cpu"]
 
 

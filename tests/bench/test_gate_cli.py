@@ -215,7 +215,7 @@ def test_ab_fails_when_every_candidate_run_fails(tmp_path):
     # Every candidate step is slowed far past the time limit: the candidate never
     # finishes a run, and the gate must fail rather than compare nothing.
     summary = tmp_path / "summary.md"
-    tiny = ["--model", "tiny", "--steps-per-epoch", "15", "--timeout", "60"]
+    tiny = ["--model", "tiny", "--steps-per-epoch", "15", "--timeout", "25"]
     result = run_cli(
         tmp_path,
         *["ab", "--baseline", "HEAD", *tiny, "--inject-delay-ms", "600000"],

@@ -181,8 +181,14 @@ def test_tapebench_traces_without_traces_is_one_line_and_exit_2(tmp_path):
     result = run_cli(tmp_path, "traces", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"tapebench: error: {tmp_path / 'nowhere'}: no traces in "
-        f"{tmp_path / 'nowhere' / 'traces' / 'plugins' / 'profile'} (record them with "
+        f"tapebench: error: {tmp_path / 'nowhere'}: no such directory"
+    ]
+    (tmp_path / "empty").mkdir()
+    result = run_cli(tmp_path, "traces", str(tmp_path / "empty"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"tapebench: error: {tmp_path / 'empty'}: no traces in "
+        f"{tmp_path / 'empty' / 'traces' / 'plugins' / 'profile'} (record them with "
         "tapebench run --profile FIRST:LAST -o RESULTS_DIR)"
     ]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reports.schema import COMPARABLE_FIELDS, RunRecord
+from reports.schema import COMPARABLE_FIELDS, RunRecord, controlled_fields
 
 MIN_STEPS = 50  # fewer timed steps than this: the median is noisy
 # A robust coefficient of variation (normalised IQR / median) above this: the machine was
@@ -101,10 +101,11 @@ def stability_findings(
                 "use --repeats 3 or more",
             )
         )
+    # Fields some cell's run settings set on purpose differ by design, not by accident.
+    chosen = set().union(*(controlled_fields(r.cell) for r in records))
+    compared = [k for k in COMPARABLE_FIELDS if k not in chosen]
     prints = {
-        json.dumps(
-            {k: r.fingerprint.get(k) for k in COMPARABLE_FIELDS}, sort_keys=True, default=str
-        )
+        json.dumps({k: r.fingerprint.get(k) for k in compared}, sort_keys=True, default=str)
         for r in records
         if r.status != "skipped"
     }

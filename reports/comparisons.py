@@ -13,19 +13,19 @@ import pandas as pd
 
 from reports import stats
 from reports.frames import Results
-from reports.schema import CELL_DEFAULTS, CELL_FIELDS, WORKLOAD_FIELDS
+from reports.schema import CELL_DEFAULTS, CELL_KEY_FIELDS, SETTINGS_FIELD, WORKLOAD_FIELDS
 from reports.summary import BASELINE, measured_runs, timed_groups
 
 CELL_KEY = ["device", *WORKLOAD_FIELDS]  # what must match for two variants to be compared
 # A baseline given as (mode, precision) means that mode's plain form: one step per call,
-# fed by tf.data.
-PLAIN_FEED = {"steps_per_call": 1, "input_mode": "tfdata"}
+# fed by tf.data, without run settings.
+PLAIN_FEED = {"steps_per_call": 1, "input_mode": "tfdata", SETTINGS_FIELD: ""}
 
 
 def _cell_runs(results: Results, row: pd.Series) -> pd.DataFrame:
     runs = results.runs
     mask = np.ones(len(runs), dtype=bool)
-    for key in CELL_FIELDS:
+    for key in CELL_KEY_FIELDS:
         value = row[key]
         mask &= runs[key].isna().to_numpy() if pd.isna(value) else (runs[key] == value)
     return runs[mask]
@@ -55,7 +55,7 @@ def _baseline_of(
 ) -> pd.Series | None:
     """The cell of the ``baseline`` variant fields (the others at their plain values) on
     ``row``'s workload, and on its device unless ``baseline`` names one."""
-    fields = {**CELL_DEFAULTS, **baseline}
+    fields = {**CELL_DEFAULTS, SETTINGS_FIELD: "", **baseline}
     mode, precision = fields.pop("mode"), fields.pop("precision")
     return _counterpart(summary, row, mode, precision, fields)
 
@@ -236,8 +236,8 @@ def accuracy_parity(summary: pd.DataFrame, tolerance: float = 0.01) -> list[Pari
     than :data:`SETTLED_STEPS` steps are not compared: their accuracy has not settled."""
     issues = []
     for _, row in summary[summary["precision"] != "float32"].iterrows():
-        feed = {k: row[k] for k in ("steps_per_call", "input_mode", "strategy", "replicas")}
-        ref = _counterpart(summary, row, row["mode"], "float32", feed)
+        same = ("steps_per_call", "input_mode", "strategy", "replicas", SETTINGS_FIELD)
+        ref = _counterpart(summary, row, row["mode"], "float32", {k: row[k] for k in same})
         if ref is None or pd.isna(row["test_accuracy"]) or pd.isna(ref["test_accuracy"]):
             continue
         if min(row["steps_trained"], ref["steps_trained"]) < SETTLED_STEPS:
@@ -259,6 +259,7 @@ def scaling(summary: pd.DataFrame) -> pd.DataFrame:
             "steps_per_call": row["steps_per_call"],
             "input_mode": row["input_mode"],
             "strategy": "none",
+            SETTINGS_FIELD: row[SETTINGS_FIELD],
         }
         single = _counterpart(summary, row, row["mode"], row["precision"], feed)
         speedup = (row["throughput"] / single["throughput"]) if single is not None else math.nan

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from reports.comparisons import accuracy_clock
 from reports.display import GROUP_KEYS
 from reports.report import Report
-from reports.schema import CELL_FIELDS
+from reports.schema import CELL_KEY_FIELDS
 from reports.summary import describe_workload, measured_runs
 
 
@@ -42,7 +42,7 @@ def _groups(report: Report) -> list[pd.DataFrame]:
 def _run_ids(report: Report, row: pd.Series) -> list[str]:
     runs = report.results.runs
     mask = np.ones(len(runs), dtype=bool)
-    for key in CELL_FIELDS:
+    for key in CELL_KEY_FIELDS:
         value = row[key]
         mask &= runs[key].isna().to_numpy() if pd.isna(value) else (runs[key] == value)
     return list(measured_runs(runs[mask])[0])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.schema import CELL_FIELDS, EpochRecord, RunRecord
+from reports.schema import CELL_FIELDS, SETTINGS_FIELD, EpochRecord, RunRecord, settings_label
 
 INFO_FIELDS = (
     "first_step_s",
@@ -65,6 +65,7 @@ def run_row(record: RunRecord) -> dict[str, object]:
         "trace": record.info.get("trace"),
         "reason": record.reason,
         **{f: record.cell[f] for f in CELL_FIELDS},
+        SETTINGS_FIELD: settings_label(record.cell),
         **{f: record.info.get(f) for f in INFO_FIELDS},
         "steps_in_epoch": record.info.get("steps_per_epoch"),  # as executed
         "tracing_count_final": final,

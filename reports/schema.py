@@ -68,6 +68,42 @@ INFO_TYPES: dict[str, Any] = {
 }
 # Cell fields added after the first records were written, with the value they implied.
 CELL_DEFAULTS = {"steps_per_call": 1, "input_mode": "tfdata", "strategy": "none", "replicas": 1}
+# A cell's run settings (bench.matrix.settings.RunSettings: threads, environment
+# variables), stored under this key only where they change anything; the frames carry
+# their label (settings_label, "" for none) under the same name.
+SETTINGS_FIELD = "settings"
+# What tells one cell's runs from another's: the variant and workload, and the settings.
+CELL_KEY_FIELDS = (*CELL_FIELDS, SETTINGS_FIELD)
+# Fingerprint fields a cell's settings set on purpose: thread counts, and the environment
+# variables the fingerprint records.
+SETTING_FINGERPRINT = {
+    "TF_ENABLE_ONEDNN_OPTS": "onednn_opts",
+    "XLA_FLAGS": "xla_flags",
+    "TF_XLA_FLAGS": "tf_xla_flags",
+}
+SETTABLE_FIELDS = frozenset({"intra_op_threads", "inter_op_threads", *SETTING_FINGERPRINT.values()})
+
+
+def settings_label(cell: Mapping[str, Any]) -> str:
+    """A cell's run settings in a few words, e.g. ``intra 2, inter 1,
+    TF_ENABLE_ONEDNN_OPTS=0``; "" for a cell without any."""
+    settings = cell.get(SETTINGS_FIELD) or {}
+    parts = [
+        f"{short} {settings[name]}"
+        for name, short in (("intra_op_threads", "intra"), ("inter_op_threads", "inter"))
+        if settings.get(name)
+    ]
+    parts += [f"{name}={value}" for name, value in sorted((settings.get("env") or {}).items())]
+    return ", ".join(parts)
+
+
+def controlled_fields(cell: Mapping[str, Any]) -> set[str]:
+    """The fingerprint fields ``cell``'s settings set on purpose (they differ between
+    such cells by design, not because the environment changed)."""
+    settings = cell.get(SETTINGS_FIELD) or {}
+    fields = {n for n in ("intra_op_threads", "inter_op_threads") if settings.get(n)}
+    env = settings.get("env") or {}
+    return fields | {f for name, f in SETTING_FINGERPRINT.items() if name in env}
 
 
 def variant_label(cell: Mapping[str, Any]) -> str:
@@ -75,16 +111,19 @@ def variant_label(cell: Mapping[str, Any]) -> str:
     variant fields (``@DEVICE`` left out when ``cell`` names no device).
 
     ``reports`` may not import ``trainloop``, so this renders the grammar of
-    ``trainloop.config.Variant.name`` for stored cells; a test keeps the two in step.
+    ``trainloop.config.Variant.name`` for stored cells; a test keeps the two in step. A
+    cell with run settings has them appended in brackets (:func:`settings_label`).
     """
     calls = cell.get("steps_per_call", 1)
     feed = cell.get("input_mode", "tfdata")
     strategy, replicas = cell.get("strategy", "none"), cell.get("replicas", 1)
     device = cell.get("device")
+    settings = settings_label(cell)
     return (
         f"{cell['mode']}{f':{calls}' if calls != 1 else ''}/{cell['precision']}"
         f"{f'+{feed}' if feed != 'tfdata' else ''}{f'@{device}' if device else ''}"
         f"{f'*{strategy}:{replicas}' if strategy != 'none' else ''}"
+        f"{f' [{settings}]' if settings else ''}"
     )
 
 

@@ -18,7 +18,13 @@ import numpy as np
 
 from reports.layout import ResultsLayout
 from reports.load import load_records
-from reports.schema import COMPARABLE_FIELDS, ResultFileError, cell_label
+from reports.schema import (
+    COMPARABLE_FIELDS,
+    SETTABLE_FIELDS,
+    ResultFileError,
+    cell_label,
+    controlled_fields,
+)
 from reports.typecheck import (
     FieldError,
     check_fields,
@@ -102,7 +108,9 @@ def _tapebench_side(path: Path) -> Side:
             status = record.status if record.status != "ok" else "no timed steps"
             outcome = RunOutcome(record.run_id, status, record.reason, record.log_file)
             unfinished.setdefault(key, []).append(outcome)
-        env = {k: record.fingerprint.get(k) for k in COMPARABLE_FIELDS}
+        # fields the cell's run settings chose are compared with the cell, not here
+        chosen = controlled_fields(record.cell)
+        env = {k: record.fingerprint.get(k) for k in COMPARABLE_FIELDS if k not in chosen}
         if record.status != "skipped":
             envs[json.dumps(env, sort_keys=True, default=str)] = env
     cells = {k: CellRuns(tuple(v), tuple(unfinished.get(k, ()))) for k, v in finished.items()}
@@ -211,9 +219,14 @@ def load_side(path: str | Path) -> Side:
 
 
 def environment_differences(base: Side, cand: Side) -> list[str]:
-    """Comparable fingerprint fields whose values differ between the sides."""
+    """Comparable fingerprint fields whose values differ between the sides (a field one
+    environment leaves out -- chosen by its cell's run settings -- is not compared)."""
     fields = set()
     for a in base.environments:
         for b in cand.environments:
-            fields |= {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            fields |= {
+                k
+                for k in set(a) | set(b)
+                if (a[k] != b[k] if k in a and k in b else k not in SETTABLE_FIELDS)
+            }
     return sorted(fields)

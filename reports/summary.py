@@ -9,7 +9,7 @@ import pandas as pd
 
 from reports import stats
 from reports.frames import Results
-from reports.schema import CELL_FIELDS
+from reports.schema import CELL_KEY_FIELDS
 
 BASELINE = ("eager", "float32")  # (mode, precision) of the default speedup baseline
 # Runs that stopped early still measured real steps; a cell with no ok run is summarised
@@ -17,7 +17,7 @@ BASELINE = ("eager", "float32")  # (mode, precision) of the default speedup base
 PARTIAL_STATUSES = ("timeout", "interrupted", "diverged")
 SUMMARY_COLUMNS = (
     "variant",
-    *CELL_FIELDS,
+    *CELL_KEY_FIELDS,
     "status",
     "reason",
     "log_file",
@@ -172,7 +172,7 @@ def _cell_row(runs: pd.DataFrame, results: Results, counts: pd.Series) -> dict[s
     mine = results.steps["run_id"].isin(ids)
     trained = counts[mine].groupby(results.steps.loc[mine, "run_id"]).sum()
     timed = int(counts[mine & (results.steps["phase"] == "timed")].sum())
-    row = {f: first[f] for f in ("variant", *CELL_FIELDS)}
+    row = {f: first[f] for f in ("variant", *CELL_KEY_FIELDS)}
     row.update(
         status=_status(runs["status"]),
         reason=not_ok["reason"].dropna().iloc[0] if not_ok["reason"].notna().any() else None,
@@ -196,8 +196,8 @@ def _cell_row(runs: pd.DataFrame, results: Results, counts: pd.Series) -> dict[s
 
 
 def cell_groups(runs: pd.DataFrame) -> list[pd.Index]:
-    """Row labels of ``runs`` grouped by cell, in first-seen order."""
-    keys = list(CELL_FIELDS)
+    """Row labels of ``runs`` grouped by cell (settings included), in first-seen order."""
+    keys = list(CELL_KEY_FIELDS)
     filled = runs.astype({k: object for k in keys}).fillna({k: "∅" for k in keys})
     return list(filled.groupby(keys, sort=False, dropna=False).groups.values())
 

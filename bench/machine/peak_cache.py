@@ -8,6 +8,7 @@ thread settings, oneDNN and XLA flags. Any of them changing means measuring agai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -65,9 +66,14 @@ def _load() -> dict[str, Any]:
 def ensure_peaks(jobs: list[Job], results: ResultsDir) -> dict[str, float]:
     """Peak FLOP/s for the ``(device, precision)`` of every job, keyed
     ``device/precision``. Missing ones are measured by one worker per device, started like
-    that device's first job (same threads, same source, same visible devices)."""
+    that device's first job (same threads, same source, same visible devices) -- the first
+    without an environment of its own, and without it in any case."""
     if not jobs:
         return {}
+    # The peak is the machine's under this process's environment: a job's own environment
+    # (its cell's run settings) is left out, as the cache key leaves it out.
+    plain = [j for j in jobs if not j.env] or jobs
+    jobs = [dataclasses.replace(j, env=()) for j in (plain[0], *jobs)]
     key = environment_key(jobs[0].task.intra_op_threads, jobs[0].task.inter_op_threads)
     cache = _load()
     known: dict[str, float] = dict(cache.get(key, {}))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.schema import cell_label
+from bench.matrix.settings import RunSettings
+from reports.schema import SETTINGS_FIELD, cell_label
 from trainloop.config import DEVICES, Variant, Workload
 
 _VARIANT_NAMES = frozenset(f.name for f in dataclasses.fields(Variant))
@@ -65,10 +66,12 @@ STANDARD_VARIANTS = (
 
 @dataclass(frozen=True)
 class Cell:
-    """One thing to measure: a variant on a workload."""
+    """One thing to measure: a variant on a workload, its worker set up as ``settings``
+    say."""
 
     variant: Variant
     workload: Workload
+    settings: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
         replicas, batch = self.variant.replicas, self.workload.batch_size
@@ -85,8 +88,12 @@ class Cell:
         return cell_label(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat variant + workload fields (the record schema's ``cell``)."""
-        return {**asdict(self.variant), **asdict(self.workload)}
+        """Flat variant + workload fields (the record schema's ``cell``), and the
+        settings under ``settings`` where they change anything."""
+        doc = {**asdict(self.variant), **asdict(self.workload)}
+        if not self.settings.is_default:
+            doc[SETTINGS_FIELD] = self.settings.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
@@ -96,12 +103,13 @@ class Cell:
         Raises:
           ValueError: an unknown field, or a value the dataclasses reject.
         """
-        unknown = set(data) - _VARIANT_NAMES - _WORKLOAD_NAMES
+        unknown = set(data) - _VARIANT_NAMES - _WORKLOAD_NAMES - {SETTINGS_FIELD}
         if unknown:
             raise ValueError(f"cell: unknown field(s) {', '.join(sorted(unknown))}")
         variant = {k: v for k, v in data.items() if k in _VARIANT_NAMES}
         workload = {k: v for k, v in data.items() if k in _WORKLOAD_NAMES}
-        return cls(Variant(**variant), Workload(**workload))
+        settings = RunSettings.from_dict(data.get(SETTINGS_FIELD) or {})
+        return cls(Variant(**variant), Workload(**workload), settings)
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,8 @@ class RunOptions:
       fork_workers: fork each worker from a zygote that has imported TensorFlow (but run
         nothing in it) instead of starting ``python -m bench.worker``: seconds less per run.
       sampling: adaptive sampling (a precision and time budgets), or None.
+      count_flops: count each cell's FLOPs per step with TensorFlow's profiler after its
+        first run's training (a cross-check of the analytic count; a second or two a cell).
     """
 
     output_dir: Path = Path("tapebench-results")
@@ -198,6 +208,7 @@ class RunOptions:
     task_index: int = 0
     fork_workers: bool = True
     sampling: Sampling | None = None
+    count_flops: bool = True
 
     def __post_init__(self) -> None:
         if self.cluster is not None:

@@ -124,6 +124,9 @@ class Job:
       cluster, task_index: for a multi-worker cell spread over machines: every worker's
         ``HOST:PORT``, and the one started here.
       cpus: the CPUs its workers are pinned to (None: any).
+      env: ``(NAME, VALUE)`` pairs added to its workers' environment before they start
+        (the cell's run settings); workers of different environments come from
+        different zygotes.
     """
 
     task: WorkerTask
@@ -135,6 +138,7 @@ class Job:
     cluster: tuple[str, ...] | None = None
     task_index: int = 0
     cpus: tuple[int, ...] | None = None  # pin its workers to these CPUs (a duet's half)
+    env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.purpose not in PURPOSES:

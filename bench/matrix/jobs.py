@@ -69,17 +69,19 @@ def create_job(side: Side, slot: Slot, attempt: int = 1) -> Job:
     the first)."""
     plan, options = side.plan, side.plan.options
     cell = plan.cell_of(slot)
+    settings = cell.settings  # the cell's own thread counts win over the plan's
     task = WorkerTask(
         run_id=slot.slot_id + (f"-a{attempt}" if attempt > 1 else ""),
         cell=cell,
         data_source=plan.data_sources[cell.workload.dataset],
-        intra_op_threads=options.intra_op_threads,
-        inter_op_threads=options.inter_op_threads,
+        intra_op_threads=settings.intra_op_threads or options.intra_op_threads,
+        inter_op_threads=settings.inter_op_threads or options.inter_op_threads,
         inject_delay_s=side.inject_delay_s,
         inject_work=side.inject_work,
         measure_work_unit=side.measure_work_unit,
         profile=_trace_request(side, slot),
-        count_flops=slot.repeat == 0,  # the same for every run of the cell
+        # the same for every run of the cell: its first counts
+        count_flops=options.count_flops and slot.repeat == 0,
         sampling=_run_sampling(options.sampling),
     )
     return Job(
@@ -91,6 +93,7 @@ def create_job(side: Side, slot: Slot, attempt: int = 1) -> Job:
         source=side.source,
         cluster=options.cluster,
         task_index=options.task_index,
+        env=settings.env,
     )
 
 

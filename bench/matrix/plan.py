@@ -125,6 +125,7 @@ class Plan:
                 "task_index": o.task_index,
                 "fork_workers": o.fork_workers,
                 "sampling": dataclasses.asdict(o.sampling) if o.sampling else None,
+                "count_flops": o.count_flops,
             },
             "slots": [s.to_dict() for s in self.slots],
             "profile": None if profile is None else {"first": profile[0], "last": profile[1]},
@@ -158,6 +159,7 @@ class Plan:
             task_index=o.get("task_index", 0),
             fork_workers=o.get("fork_workers", True),
             sampling=Sampling(**o["sampling"]) if o.get("sampling") else None,
+            count_flops=o.get("count_flops", True),
         )
         sources = {k: DataSource.from_dict(v) for k, v in doc["data_sources"].items()}
         return cls(

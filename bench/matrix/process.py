@@ -174,11 +174,14 @@ def spawn_worker(
     job: Job, log_file: Path, env: dict[str, str] | None = None, launcher: Launcher | None = None
 ) -> tuple[WorkerProcess, int]:
     """Starts the worker for ``job`` in its own session, output to ``log_file``: forked by
-    ``launcher``'s zygote for the job's source tree where it has one, else as ``python -m
-    bench.worker``. Returns the process and the read end of its event pipe."""
+    ``launcher``'s zygote for the job's source tree and environment (``job.env`` on top
+    of this process's) where it has one, else as ``python -m bench.worker``; ``env`` is
+    added after the fork. Returns the process and the read end of its event pipe."""
     read_fd, write_fd = os.pipe()
     source = job.source.root
-    base = _child_env(job.cell.variant.device, source)
+    # The job's own environment is part of the zygote's: TensorFlow reads some of it
+    # (oneDNN's switch, XLA's flags) as it is imported, before any fork.
+    base = {**_child_env(job.cell.variant.device, source), **dict(job.env)}
     zygote = launcher.zygote(str(source), base) if launcher is not None else None
     try:
         with open(log_file, "wb") as log:

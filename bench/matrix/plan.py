@@ -12,6 +12,7 @@ id (:mod:`reports.shards`), so resuming a shard resumes that shard.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -285,7 +286,22 @@ def read_plan(results: ResultsDir, invocation_id: str | None) -> Plan:
 
 
 def trace_run_name(cell: Cell, invocation_id: str) -> str:
-    """The directory name of a cell's trace: readable, unique per invocation, no slashes."""
+    """The directory name of a cell's trace: readable, unique per cell and invocation, no
+    slashes. Parts of the variant at their plain values are left out; run settings, too
+    long to spell, appear as a digest of them."""
     v, w = cell.variant, cell.workload
     label = f"{v.mode}-{v.precision}-{v.device}_{w.model}_{w.dataset}_b{w.batch_size}"
+    extra = [
+        f"x{v.steps_per_call}" if v.steps_per_call != 1 else "",
+        v.input_mode if v.input_mode != "tfdata" else "",
+        f"{v.strategy}{v.replicas}" if v.strategy != "none" else "",
+        f"s{digest(cell.settings.to_dict())}" if not cell.settings.is_default else "",
+    ]
+    label += "".join(f"_{part}" for part in extra if part)
     return f"{label}_{invocation_id.rsplit('-', 1)[-1]}"
+
+
+def digest(value: Any) -> str:
+    """A short hex digest of ``value``'s canonical JSON."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -12,7 +12,7 @@ from bench.machine import peak_cache
 from bench.matrix.cells import Cell, RunOptions, RunSettings
 from bench.matrix.execute import run_plan
 from bench.matrix.job import Job, WorkerTask
-from bench.matrix.plan import create_plan
+from bench.matrix.plan import create_plan, trace_run_name
 from bench.matrix.store import ResultsDir
 from reports.checks import stability_findings
 from reports.frames import Results
@@ -61,6 +61,18 @@ def test_bad_settings_are_refused_by_name(env, message):
         RunSettings(env=env)
     with pytest.raises(ValueError, match="intra_op_threads=-1"):
         RunSettings(intra_op_threads=-1)
+
+
+def test_traces_of_cells_differing_in_steps_per_call_or_settings_do_not_collide():
+    """Before, every ``function`` cell of a workload shared one trace directory name."""
+    cells = [
+        Cell(Variant("function"), TINY),
+        Cell(Variant("function", steps_per_call=10), TINY),
+        Cell(Variant("function", input_mode="staged"), TINY),
+        Cell(Variant("function"), TINY, OFF),
+    ]
+    names = {trace_run_name(c, "20261127T000000Z-abc123") for c in cells}
+    assert len(names) == len(cells)
 
 
 def test_a_cell_runs_with_its_settings_and_reports_keep_it_apart(tmp_path: Path):

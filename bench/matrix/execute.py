@@ -40,7 +40,8 @@ from bench.matrix.workers import EventHook, execute_job
 from reports.schema import RunRecord
 from trainloop.datasets import DataSource
 
-# What runs next, given the plans and every side's records so far: (side index, new slot)
+# What runs next, given the plans and every side's records so far: (side index, new slot).
+# A hook may name new cells: it first puts in plans[k] that plan with them appended.
 More = Callable[[list[Plan], list[list[RunRecord]]], list[tuple[int, Slot]]]
 SideJob = tuple[int, Job]  # a job, and the index of the side it belongs to
 
@@ -73,7 +74,7 @@ class _JobLoop:
     """One :func:`execute_plans` call: its sides, and the records it wrote for each."""
 
     def __init__(self, sides: Sequence[Side], stop: StopRequest, duet: bool = False) -> None:
-        self.sides = sides
+        self.sides = list(sides)  # a side's plan gains the cells a hook adds
         self.stop = stop
         self.duet = duet
         self.written: list[list[RunRecord]] = [[] for _ in sides]
@@ -198,8 +199,9 @@ class _JobLoop:
         more: More,
     ) -> list[Plan]:
         """Runs what ``more`` asks for next, given every side's records so far, until it
-        asks for nothing or a stop is requested; each batch of new slots is written into
-        its side's plan before it runs, so ``--resume`` sees them."""
+        asks for nothing or a stop is requested; each batch of new slots (and the cells a
+        hook added, see :data:`More`) is written into its side's plan before it runs, so
+        ``--resume`` sees them."""
         while not self.stop.requested:
             order = more(plans, [self.current(k, p, stored[k]) for k, p in enumerate(plans)])
             if not order:
@@ -207,6 +209,7 @@ class _JobLoop:
             for k in dict.fromkeys(k for k, _ in order):
                 new = tuple(s for i, s in order if i == k)
                 plans[k] = dataclasses.replace(plans[k], slots=plans[k].slots + new)
+                self.sides[k] = dataclasses.replace(self.sides[k], plan=plans[k])
                 write_plan(self.sides[k].results, plans[k])
             progress.total += len(order)
             self.run([(k, create_job(self.sides[k], s)) for k, s in order], peaks, progress)
@@ -291,11 +294,15 @@ def run_matrix(
 
 
 def run_plan(
-    plan: Plan, stop: StopRequest | None = None, stream: TextIO | None = None
+    plan: Plan,
+    stop: StopRequest | None = None,
+    stream: TextIO | None = None,
+    more: More | None = None,
 ) -> MatrixResult:
-    """Stores a new invocation's ``plan`` in ``plan.options.output_dir`` and runs it."""
+    """Stores a new invocation's ``plan`` in ``plan.options.output_dir`` and runs it, then
+    what ``more`` asks for (default: :func:`adaptive_rounds`)."""
     write_plan(ResultsDir(plan.options.output_dir).create(), plan)
-    return _execute_one(plan, stop, stream)
+    return _execute_one(plan, stop, stream, more)
 
 
 def resume_matrix(
@@ -316,6 +323,8 @@ def resume_matrix(
     return _execute_one(read_plan(results, invocation_id), stop, stream)
 
 
-def _execute_one(plan: Plan, stop: StopRequest | None, stream: TextIO | None) -> MatrixResult:
-    (result,) = execute_plans([Side(plan)], [(0, s) for s in plan.slots], stop, stream)
+def _execute_one(
+    plan: Plan, stop: StopRequest | None, stream: TextIO | None, more: More | None = None
+) -> MatrixResult:
+    (result,) = execute_plans([Side(plan)], [(0, s) for s in plan.slots], stop, stream, more)
     return result

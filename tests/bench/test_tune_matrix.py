@@ -133,3 +133,25 @@ def test_the_peak_is_measured_without_a_cells_environment(tmp_path, monkeypatch)
     peak_cache.ensure_peaks([job], ResultsDir(tmp_path / "out").create())
     (peak,) = seen
     assert peak.env == () and peak.task.peak == (("cpu", "float32"),)
+
+
+def test_a_more_hook_grows_the_plan_with_new_cells(tmp_path: Path):
+    """The job loop runs what a caller's hook adds -- here a cell the plan did not have
+    -- writes it into the manifest first, and stops when the hook asks for nothing."""
+    from bench.matrix.plan import Slot, read_plan
+
+    added = Cell(Variant("function", steps_per_call=2), TINY)
+
+    def more(plans, records):
+        plan = plans[0]
+        if len(plan.cells) > 1:
+            return []
+        plans[0] = dataclasses.replace(plan, cells=(*plan.cells, added))
+        return [(0, Slot(f"{plan.invocation_id}-c01-r0", 1, 0))]
+
+    options = RunOptions(output_dir=tmp_path / "out", measure_peak=False, count_flops=False)
+    plan = create_plan([Cell(Variant("function"), TINY)], 1, options, SYNTHETIC)
+    result = run_plan(plan, more=more)
+    assert [r.cell["steps_per_call"] for r in result.records] == [1, 2]
+    stored = read_plan(result.results, plan.invocation_id)
+    assert stored.cells[1] == added and stored.state == "complete"

@@ -22,7 +22,12 @@ import pandas as pd
 from reports.eager_steps import EagerSteps, eager_steps
 from reports.frames import Results
 from reports.op_categories import op_category
-from reports.xprof_data import TraceReadError, read_op_stats, read_timeline
+from reports.xprof_data import (
+    TraceReadError,
+    read_marked_calls,
+    read_op_stats,
+    read_timeline,
+)
 
 MISMATCH = 0.10  # profiler vs harness step time: flag a larger relative difference
 OP_COLUMNS = [
@@ -120,8 +125,12 @@ def _idle_row(run: pd.Series, busy_per_step: float, step_ms: list[float]) -> pd.
 def _summarise_graph(
     run: pd.Series, trace_dir: Path, harness: np.ndarray, top: int
 ) -> ProfileSummary:
-    ops, step_ms = read_op_stats(trace_dir)
-    busy, categories, busy_per_step = _graph_tables(run, ops, max(len(step_ms), 1))
+    ops, call_ms = read_op_stats(trace_dir)
+    call_ms = call_ms or read_marked_calls(trace_dir)
+    # The profiler marks calls; a call of MODE:N runs N training steps.
+    calls = int(run.get("steps_per_call") or 1)
+    step_ms = [ms / calls for ms in call_ms]
+    busy, categories, busy_per_step = _graph_tables(run, ops, max(len(step_ms), 1) * calls)
     categories = pd.concat([categories, _idle_row(run, busy_per_step, step_ms)], ignore_index=True)
     xla_share = categories.loc[categories["category"] == "XLA cluster", "share"].sum()
     notes = (GRAPH_NOTE, XLA_NOTE) if xla_share > 0.3 else (GRAPH_NOTE,)

@@ -18,6 +18,9 @@ from typing import IO, Any
 
 import pandas as pd
 
+# The name of the marker around each traced call (trainloop.tracing.TraceWindow.step).
+STEP_MARKER = "train"
+
 
 class TraceReadError(RuntimeError):
     """A trace could not be converted; the message carries the converter's last words."""
@@ -83,3 +86,11 @@ def read_timeline(trace_dir: Path) -> list[dict[str, Any]]:
     µs, args), as the trace viewer shows them."""
     events = tool_data(xplane_files(trace_dir), "trace_viewer")["traceEvents"]
     return [e for e in events if e.get("ph") == "X"]
+
+
+def read_marked_calls(trace_dir: Path) -> list[float]:
+    """The duration (ms) of every marked call in the timeline: the step times, where the
+    overview page finds none (it finds none for calls that loop over several steps
+    in-graph)."""
+    events = read_timeline(trace_dir)
+    return [e["dur"] / 1e3 for e in events if e.get("name") == STEP_MARKER and "dur" in e]

@@ -155,3 +155,22 @@ def test_a_more_hook_grows_the_plan_with_new_cells(tmp_path: Path):
     assert [r.cell["steps_per_call"] for r in result.records] == [1, 2]
     stored = read_plan(result.results, plan.invocation_id)
     assert stored.cells[1] == added and stored.state == "complete"
+
+
+def test_a_multi_step_calls_profile_is_summarised_per_training_step(tmp_path: Path):
+    """The profiler marks calls; a call of function:10 is ten training steps. Before,
+    its summary reported per call: ten times the harness's per-step time."""
+    from reports.trace_summary import summarize_profiles
+
+    workload = TINY.replace(steps_per_epoch=80, warmup_steps=0)
+    cell = Cell(Variant("function", steps_per_call=10), workload)
+    options = RunOptions(
+        output_dir=tmp_path / "out", measure_peak=False, count_flops=False, profile=(10, 60)
+    )
+    plan = create_plan([cell], 1, options, SYNTHETIC)
+    plan = dataclasses.replace(plan, slots=tuple(s for s in plan.slots if s.purpose == "profile"))
+    result = run_plan(plan)
+    roots = {r.run_id: result.results.root for r in result.records}
+    (summary,), problems = summarize_profiles(Results.from_records(result.records, roots))
+    assert problems == []
+    assert summary.mismatch < 0.5, (summary.profiler_step_ms, summary.harness_step_ms)

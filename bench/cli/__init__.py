@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bench.cli import bisect, calibrate, gate, history, report, run, traces
+from bench.cli import bisect, calibrate, gate, history, report, run, traces, tune
 from bench.cli.errors import PROG, UsageError
 from bench.cli.matrixfile import MatrixFileError, load_matrix_file
 
@@ -41,6 +41,7 @@ def create_parser() -> argparse.ArgumentParser:
     history.register(sub)
     calibrate.register(sub)
     traces.register(sub)
+    tune.register(sub)
     return parser
 
 

@@ -26,8 +26,9 @@ by the matrix job loop (:mod:`bench.tune.driver`) or by a simulation
   rate; after the last round the search stops undecided. Later rounds hold at least
   :attr:`Rules.round_runs` runs, shared by the live candidates, best first.
 * **Budget.** A round is trimmed to what the time left can pay for, each run costed at
-  its candidate's median wall time so far: the two leaders first, then configurations not
-  yet measured, then the rest by rank. When not even one run fits, the search ends.
+  its candidate's median wall time so far: first one run each -- the two leaders first,
+  then configurations not yet measured, then the rest by rank -- then the extra runs in
+  the same order. When not even one run fits, the search ends.
 """
 
 from __future__ import annotations
@@ -324,13 +325,16 @@ class Search:
         ranked = [k for k in wanted if evidence.get(k, Evidence()).runs]
         order = [*ranked[:2], *(k for k in wanted if k not in ranked), *ranked[2:]]
         out: dict[Hashable, int] = {}
-        for k in order:
-            runs = wanted[k]
-            while runs and cost(k) * runs > left_s:
-                runs -= 1
-            if runs:
-                out[k] = runs
-                left_s -= cost(k) * runs
+        # First every candidate's first run, then the extra ones: a tight budget measures
+        # every configuration once before it repeats the baselines.
+        for first in (True, False):
+            for k in order:
+                runs = 1 if first else wanted[k] - out.get(k, 0)
+                while runs and cost(k) * runs > left_s:
+                    runs -= 1
+                if runs:
+                    out[k] = out.get(k, 0) + runs
+                    left_s -= cost(k) * runs
         return {k: out[k] for k in wanted if k in out}  # in the order asked for
 
     def ranking(self, evidence: Mapping[Hashable, Evidence]) -> list[Hashable]:

@@ -23,9 +23,10 @@ def test_round_one_runs_every_configuration_and_the_baselines_three_times():
     assert search.propose({}, 0.0) == {"default": 3, "fit": 3, "a": 1, "b": 1, "c": 1}
 
 
-def test_the_first_round_is_trimmed_to_the_budget_baselines_first():
+def test_a_tight_first_round_measures_every_configuration_before_repeating_any():
+    """Seven runs fit: one of each of the five, then the baselines' repeats in order."""
     search = Search(_space(), Rules(first_run_s=10), budget_s=75)
-    assert search.propose({}, 0.0) == {"default": 3, "fit": 3, "a": 1}
+    assert search.propose({}, 0.0) == {"default": 3, "fit": 1, "a": 1, "b": 1, "c": 1}
 
 
 def test_a_clearly_slower_configuration_is_cut_and_a_tie_is_kept():

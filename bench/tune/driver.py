@@ -1,10 +1,10 @@
 """The search through the matrix job loop: every candidate run is an ordinary run.
 
 The search's plan is one invocation in the results directory. Its first round is planned
-up front; each later round is added by :meth:`SearchRun.rounds`, the job loop's
-:data:`~bench.matrix.execute.Rounds` hook: it reads the records standing for the plan's
-slots, asks the :class:`~bench.tune.halving.Search` what to run next, and appends the new
-cells and slots to the plan, which the loop writes before it runs them. So records, logs,
+up front; each later round is added by :meth:`SearchRun.more`, the job loop's
+:data:`~bench.matrix.execute.More` hook: it reads the records standing for the plan's
+slots, asks the :class:`~bench.tune.halving.Search` what to run next, and hands the loop
+the new cells and slots, which it writes into the plan before it runs them. So records, logs,
 zygotes (one per environment), interruption and ``report``/``compare`` work as for
 ``tapebench run``. The plan's own sampling only stops each run once its median is known
 (or its time is up); ``max_runs=1`` keeps it from adding runs of its own.
@@ -120,11 +120,16 @@ class SearchRun:
         self._say()
         return wanted  # type: ignore[return-value]
 
-    def rounds(self, plan: Plan, records: Sequence[RunRecord]) -> Plan:
-        """The job loop's hook: ``plan`` grown by the next round (unchanged at the end)."""
-        wanted = self.propose(plan, records)
-        self.plan = grow_plan(plan, wanted) if wanted else plan
-        return self.plan
+    def more(self, plans: list[Plan], records: list[list[RunRecord]]) -> list[tuple[int, Slot]]:
+        """The job loop's hook (:data:`~bench.matrix.execute.More`): the next round's
+        slots, its new cells put in ``plans[0]`` first; nothing once the search ends."""
+        plan = plans[0]
+        wanted = self.propose(plan, records[0])
+        if not wanted:
+            return []
+        self.plan = grow_plan(plan, wanted)
+        plans[0] = dataclasses.replace(self.plan, slots=plan.slots)
+        return [(0, slot) for slot in self.plan.slots[len(plan.slots) :]]
 
 
 def search_plan(
@@ -145,7 +150,7 @@ def run_search(
 ) -> MatrixResult:
     """Runs the whole search as one invocation in ``options.output_dir``; afterwards
     ``run.evidence`` holds every candidate's and ``run.search`` the verdict."""
-    result = run_plan(search_plan(run, options, sources, argv), stop, run.stream, run.rounds)
+    result = run_plan(search_plan(run, options, sources, argv), stop, run.stream, run.more)
     if run.plan is not None:
         run.evidence = evidence_of(run.plan, result.records)
     run.search.close(run.evidence)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ the full training to run next -- as Markdown (``invocations/<search>.md``) and a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from reports.display import number
 from reports.markdown_table import markdown_table
 
 ENDINGS = {
-    "decided": "decided: the winner's interval against every other finalist excludes 1",
+    "decided": "the winner is decided (its interval against every other finalist excludes 1)",
     "rounds": "the planned rounds are spent",
     "budget": "the budget is spent",
     "interrupted": "interrupted",
@@ -37,6 +38,12 @@ def _times(i: Interval | None) -> str:
         return "n/a"
     mark = " †" if i.within_run else ""
     return f"{i.value:.2f}× [{i.low:.2f}–{i.high:.2f}]{mark}"
+
+
+def _percent(fraction: float | None) -> str:
+    if not fraction:
+        return "n/a"
+    return f"{fraction:.0%}" if fraction >= 0.1 else f"{fraction:.1%}"
 
 
 def _guard_cell(report: TuneReport, cell: Cell) -> str:
@@ -61,7 +68,7 @@ def ranking_table(report: TuneReport) -> str:
     rows = []
     shown = [r for r in report.rows if r.state != "unmeasured"]
     for i, r in enumerate(shown, start=1):
-        peak = f"{r.fraction_of_peak:.0%}" if r.fraction_of_peak else "n/a"
+        peak = _percent(r.fraction_of_peak)
         speedup = "1 (the default)" if r.cell == default else _times(r.vs_default)
         rows.append(
             [
@@ -91,7 +98,7 @@ def _verdict(report: TuneReport) -> str:
     text = (
         f"The search ran {runs} runs of {sum(1 for r in report.rows if r.runs)} "
         f"configurations in {report.spent_s:.0f} s (budget {report.options.budget_s:.0f} s) "
-        f"and ended {ending}."
+        f"and ended: {ending}."
     )
     if report.ended != "decided" and len(leaders) >= 2:
         a, b = (config_label(r.cell) for r in leaders[:2])
@@ -117,19 +124,37 @@ def recommendation(report: TuneReport) -> list[str]:
         f"the default (`function/float32`, the model as given), {_times(row.vs_fit)} as "
         "fast as Keras `fit` as users write it"
         + (
-            f"; {row.fraction_of_peak:.0%} of the {cell.variant.precision} matmul peak."
+            f"; {_percent(row.fraction_of_peak)} of the {cell.variant.precision} matmul peak."
             if row.fraction_of_peak
             else "."
         )
     ]
-    top = report.leaders[0].cell if report.leaders else None
-    if top is not None and top != cell:
+    if cell == report.default:
         lines.append(
-            f"The fastest, `{config_label(top)}`, is not recommended: "
-            + (_guard_cell(report, top) or "it did not pass the accuracy guard")
+            "That is the default: no other configuration was shown faster than it (a "
+            "run-level interval above 1) and passed the accuracy guard."
         )
+    top = report.leaders[0] if report.leaders else None
+    if top is not None and top.cell != cell:
+        lines.append(f"The fastest by median, `{config_label(top.cell)}`, is not recommended: ")
+        lines[-1] += why_not(report, top)
     lines.append(f"Run it: `{run_command(cell)}`")
     return lines
+
+
+def why_not(report: TuneReport, row: Row) -> str:
+    """Why ``row`` is not the recommendation (see :func:`bench.tune.pipeline.run_tune`)."""
+    if row.cell == report.default:
+        return "it is the default"
+    if not row.shown_faster:
+        one = " from one run, which covers step-to-step noise only" if row.runs < 2 else ""
+        return f"its speedup over the default, {_times(row.vs_default)}{one}, is not shown above 1"
+    verdict = next((v for v in report.verdicts if v.cell == row.cell), None)
+    if verdict is not None:
+        return _guard_cell(report, row.cell)
+    if report.options.guard is None:
+        return "without the accuracy guard only float32 configurations are recommended"
+    return "the accuracy guard did not train it (not among the best measured)"
 
 
 def guard_table(report: TuneReport) -> list[str]:
@@ -160,9 +185,13 @@ def guard_table(report: TuneReport) -> list[str]:
 def why_table(report: TuneReport) -> list[str]:
     """The default's and the recommendation's profiles side by side."""
     if len(report.why) < 2:
-        return [
-            f"No profiles to compare{': ' + '; '.join(report.problems) if report.problems else ''}."
-        ]
+        if report.problems:
+            return [f"No profiles to compare: {'; '.join(report.problems)}."]
+        if report.options.profile is None:
+            return ["No profiles (--no-profile)."]
+        if report.recommended == report.default:
+            return ["No profiles to compare: the recommendation is the default."]
+        return ["No profiles to compare."]
     table = side_by_side(*report.why)
     first, last = report.options.profile or (0, 0)
     rows = [
@@ -184,7 +213,8 @@ def full_training(report: TuneReport) -> list[str]:
         return []
     out = f"{report.options.output_dir}-reference"
     dataset = report.options.guard.dataset if report.options.guard else "fashion_mnist"
-    run = run_command(cell, "--preset", "reference", "--dataset", dataset, "-o", out)
+    real = dataclasses.replace(cell, workload=cell.workload.replace(dataset=dataset))
+    run = run_command(real, "--preset", "reference", "-o", out)
     return [
         "**Full training** (25 epochs, time-to-accuracy):",
         "",

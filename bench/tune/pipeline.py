@@ -140,13 +140,6 @@ def measure_peaks(
     return ensure_peaks([create_job(side, s) for s in plan.slots], side.results)
 
 
-def _faster(row: Row) -> bool:
-    """Whether ``row`` is demonstrably faster than the default: the run-level interval
-    of its speedup lies above 1."""
-    v = row.vs_default
-    return v is not None and not v.within_run and v.low > 1
-
-
 def _finalists(rows: Sequence[Row], default: Cell, top: int) -> list[Cell]:
     """The best ``top`` measured configurations other than the default."""
     measured = [r for r in rows if r.state in ("live", "cut") and r.step is not None]
@@ -159,7 +152,7 @@ def _recommend(rows: Sequence[Row], verdicts: Sequence[Verdict], default: Cell) 
     the default."""
     passed = {v.cell for v in verdicts if v.recommendable}
     for row in rows:
-        if row.cell == default or row.state not in ("live", "cut") or not _faster(row):
+        if row.cell == default or row.state not in ("live", "cut") or not row.shown_faster:
             continue
         if row.cell in passed or (not verdicts and row.cell.variant.precision == "float32"):
             return row.cell

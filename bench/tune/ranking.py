@@ -21,6 +21,7 @@ from bench.matrix.cells import Cell
 from bench.tune.halving import Evidence, Search
 from reports import stats
 from reports.schema import RunRecord, settings_label
+from trainloop.config import Workload
 
 Groups = list[tuple[float, ...]]  # each ok run's timed step seconds
 
@@ -41,8 +42,14 @@ def run_command(cell: Cell, *options: str) -> str:
     """The ``tapebench run`` command line that runs ``cell``'s configuration (its
     environment variables before it), with ``options`` added."""
     env = [f"{name}={shlex.quote(value)}" for name, value in cell.settings.env]
-    args = ["tapebench", "run", "--variants", cell.variant.name, "--model", cell.workload.model]
-    args += ["--batch-size", str(cell.workload.batch_size)]
+    w = cell.workload
+    args = ["tapebench", "run", "--variants", cell.variant.name, "--model", w.model]
+    args += ["--dataset", w.dataset, "--batch-size", str(w.batch_size)]
+    given = Workload()  # what `run` assumes when these are not given
+    if w.seed != given.seed:
+        args += ["--seed", str(w.seed)]
+    if w.learning_rate != given.learning_rate:
+        args += ["--learning-rate", repr(w.learning_rate)]
     s = cell.settings
     if s.intra_op_threads or s.inter_op_threads:
         args += ["--intra-op-threads", str(s.intra_op_threads)]
@@ -70,12 +77,19 @@ def step_time(groups: Groups) -> Interval | None:
 
 
 def speedup(baseline: Groups, groups: Groups) -> Interval | None:
-    """How many times faster than ``baseline`` (>1: faster), with its interval."""
+    """How many times faster than ``baseline`` (>1: faster), with its interval: the ratio
+    of the geometric means of run medians with Welch's interval when both sides have two
+    or more runs; else the ratio of the pooled steps' medians, the centre of the
+    bootstrap interval :func:`reports.stats.ratio_of_medians_ci` gives then."""
     if not baseline or not groups:
         return None
     low, high = stats.ratio_of_medians_ci(baseline, groups)
-    value = math.exp(stats.log_run_medians(baseline).mean() - stats.log_run_medians(groups).mean())
     within = not (stats.covers_runs(baseline) and stats.covers_runs(groups))
+    if within:
+        value = stats.median(np.concatenate(baseline)) / stats.median(np.concatenate(groups))
+    else:
+        logs = stats.log_run_medians(baseline).mean() - stats.log_run_medians(groups).mean()
+        value = math.exp(logs)
     return Interval(value, low, high, within)
 
 
@@ -91,6 +105,13 @@ class Row:
     vs_default: Interval | None
     vs_fit: Interval | None
     fraction_of_peak: float | None
+
+    @property
+    def shown_faster(self) -> bool:
+        """Whether it is demonstrably faster than the default: the run-level interval of
+        its speedup lies above 1 (one run's interval covers too little to say so)."""
+        v = self.vs_default
+        return v is not None and not v.within_run and v.low > 1
 
 
 def _fraction(

@@ -55,7 +55,7 @@ def test_tune_guards_against_a_configuration_that_learns_worse(tmp_path, data_di
     options = TuneOptions(
         workload=TINY,
         output_dir=tmp_path / "out",
-        budget_s=80,
+        budget_s=60,
         run_budget_s=2.0,
         data_dir=data_dir,
         guard=GuardSpec("mnist", epochs=1),
@@ -124,6 +124,7 @@ def test_the_command_prints_its_table_and_stores_a_results_directory(tmp_path, d
         (["--budget", "0"], "'0' is not a duration"),
         (["--budget", "10 parsecs"], "is not a duration"),
         (["--guard-dataset", "synthetic"], "invalid choice"),
+        (["--model", "resnet"], "invalid choice: 'resnet'"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
     ],
 )

@@ -27,8 +27,10 @@ by the matrix job loop (:mod:`bench.tune.driver`) or by a simulation
   :attr:`Rules.round_runs` runs, shared by the live candidates, best first.
 * **Budget.** A round is trimmed to what the time left can pay for, each run costed at
   its candidate's median wall time so far: first one run each -- the two leaders first,
-  then configurations not yet measured, then the rest by rank -- then the extra runs in
-  the same order. When not even one run fits, the search ends.
+  then the baselines, then configurations not yet measured, then the rest by rank -- then
+  the extra runs in the same order. Until the baselines have their
+  :attr:`Rules.baseline_runs`, every round tops them up (every speedup is measured against
+  them). When not even one run fits, the search ends.
 """
 
 from __future__ import annotations
@@ -199,6 +201,8 @@ class Search:
             if self.stage == "final" and self._look(evidence):
                 return {}
             wanted = self._spread(self.live(evidence))
+            for k, runs in self._top_up(evidence).items():
+                wanted[k] = max(wanted.get(k, 0), runs)
         wanted = self._fit(wanted, evidence, self.budget_s - elapsed_s)
         if not wanted:
             self.ended = self.ended or "budget"
@@ -219,6 +223,14 @@ class Search:
             return {}
         each, extra = divmod(max(self.rules.round_runs, len(live)), len(live))
         return {k: each + (i < extra) for i, k in enumerate(live)}
+
+    def _top_up(self, evidence: Mapping[Hashable, Evidence]) -> dict[Hashable, int]:
+        """The runs each baseline lacks of :attr:`Rules.baseline_runs` (cut or not: every
+        speedup is measured against them)."""
+        runs = {k: evidence.get(k, Evidence()).runs for k in self.space.baselines()}
+        return {
+            k: self.rules.baseline_runs - n for k, n in runs.items() if n < self.rules.baseline_runs
+        }
 
     def _start(self) -> dict[Hashable, int]:
         baselines = self._add(self.space.baselines())
@@ -322,8 +334,10 @@ class Search:
             mine = evidence.get(k, Evidence()).walls
             return float(np.median(mine)) if mine else typical
 
-        ranked = [k for k in wanted if evidence.get(k, Evidence()).runs]
-        order = [*ranked[:2], *(k for k in wanted if k not in ranked), *ranked[2:]]
+        baselines = [k for k in self.space.baselines() if k in wanted]
+        ranked = [k for k in wanted if evidence.get(k, Evidence()).runs and k not in baselines]
+        unmeasured = [k for k in wanted if k not in ranked and k not in baselines]
+        order = [*ranked[:2], *baselines, *unmeasured, *ranked[2:]]
         out: dict[Hashable, int] = {}
         # First every candidate's first run, then the extra ones: a tight budget measures
         # every configuration once before it repeats the baselines.

@@ -29,6 +29,21 @@ def test_a_tight_first_round_measures_every_configuration_before_repeating_any()
     assert search.propose({}, 0.0) == {"default": 3, "fit": 1, "a": 1, "b": 1, "c": 1}
 
 
+def test_later_rounds_top_the_baselines_up_after_the_leaders():
+    """fit got one run of its three in round 1; round 2 gives the leaders and the default
+    their run and fit its two missing ones, as far as the 50 s left pay for."""
+    search = Search(_space(), Rules(), budget_s=1000)
+    search.propose({}, 0.0)
+    evidence = {
+        "default": _ev(0.033, 0.034, 0.032),
+        "fit": _ev(0.035),
+        "a": _ev(0.0200),
+        "b": _ev(0.0210),
+        "c": _ev(0.060),
+    }
+    assert search.propose(evidence, 950.0) == {"a": 1, "b": 1, "default": 1, "fit": 2}
+
+
 def test_a_clearly_slower_configuration_is_cut_and_a_tie_is_kept():
     search = Search(_space(), Rules(), budget_s=1000)
     search.propose({}, 0.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.cli import create_parser
-from bench.cli.run import build_cells
+from bench.cli.planning import build_cells
 from bench.matrix.cells import Cell, RunSettings
 from bench.tune.guard import GuardSpec, Verdict
 from bench.tune.output import recommendation, why_not

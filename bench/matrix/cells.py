@@ -21,17 +21,19 @@ _VARIANT_NAMES = frozenset(f.name for f in dataclasses.fields(Variant))
 _WORKLOAD_NAMES = frozenset(f.name for f in dataclasses.fields(Workload))
 
 # Named workloads. "quick" is the default of `tapebench run`: adaptive sampling, at least
-# three runs a cell, each run measuring until its median is known to 2% or 8 s have
-# passed, more runs while a cell's interval is wider than 2% (40 s a cell at most): the
-# whole standard comparison in about three minutes. "reference" is the full training.
+# three runs a cell, each run measuring until its median is known to 2% or 4 s have
+# passed (at least 2 timed steps after 1 warm-up step, so a pathologically slow variant
+# costs a few of its steps, not minutes), more runs while a cell's interval is wider than
+# 2% (20 s a cell at most): the whole standard comparison in about three minutes on a
+# 2-core machine. "reference" is the full training.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(epochs=1, steps_per_epoch=400, warmup_steps=2, eval_examples=0),
+    "quick": dict(epochs=1, steps_per_epoch=400, warmup_steps=1, eval_examples=0),
     "reference": dict(epochs=25, steps_per_epoch=None, warmup_steps=10, eval_examples=None),
     # Short runs for a regression gate: many of them fit in a CI job.
     "gate": dict(epochs=1, steps_per_epoch=60, warmup_steps=10, eval_examples=0),
 }
 PRESET_HELP = {
-    "quick": "3+ runs a cell until its interval is within 2%% (8 s a run, 40 s a cell), "
+    "quick": "3+ runs a cell until its interval is within 2%% (4 s a run, 20 s a cell), "
     "no evaluation",
     "reference": "25 full epochs, the full test set, no time limit",
     "gate": "1 epoch x 60 steps, no evaluation, at most 120 s per run",
@@ -48,7 +50,7 @@ def preset_sampling(preset: str) -> Sampling | None:
     if preset != "quick":
         return None
     return Sampling(
-        precision=0.02, run_budget_s=8.0, cell_budget_s=40.0, min_timed_steps=3, max_runs=5
+        precision=0.02, run_budget_s=4.0, cell_budget_s=20.0, min_timed_steps=2, max_runs=5
     )
 
 

@@ -171,8 +171,11 @@ def run_trials(
             if setting.stop.requested:
                 break
             units = sizing.units(fraction) if fraction else 0
-            trials.append(run_trial(kind, index, fraction, units, setting))
-            on_trial(trials[-1])
+            trial = run_trial(kind, index, fraction, units, setting)
+            if setting.stop.requested:
+                break  # cut short by Ctrl-C: its verdict is the interruption's, not the gate's
+            trials.append(trial)
+            on_trial(trial)
     return trials
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import types
 
 import pytest
 
+from bench.gate import calibrate
 from bench.gate.calibrate import Sizing, Trial, pair_noise, smallest_caught
+from bench.matrix.signals import StopRequest
 from reports.regression import Verdict
 from reports.sequential import LookSchedule
 from tests.bench.test_cli import run_cli
@@ -91,3 +94,22 @@ def test_calibrate_end_to_end(tmp_path):
         next((out / "trial-01-slower50pct" / "candidate" / "runs").glob("*.json")).read_text()
     )
     assert slowed["run"]["info"]["injected_work_units"] >= 1
+
+
+def test_a_trial_cut_short_by_ctrl_c_is_left_out(monkeypatch):
+    # The trial running when the stop came ends "interrupted" or "candidate failed": that
+    # is the interruption's verdict, not the gate's, and must not count as a missed catch.
+    stop = StopRequest()
+    ran: list[int] = []
+
+    def fake_trial(kind, index, slowdown, units, setting):
+        ran.append(index)
+        if index == 1:
+            stop.count = 1  # Ctrl-C arrives during the second trial
+        return Trial(kind, index, slowdown, None, 1, 1.0, ())
+
+    monkeypatch.setattr(calibrate, "run_trial", fake_trial)
+    setting = types.SimpleNamespace(stop=stop)
+    seen: list[Trial] = []
+    trials = calibrate.run_trials(setting, Sizing(0.04, 0.001), 3, 3, [0.1], False, seen.append)
+    assert ran == [0, 1] and [t.index for t in trials] == [0] and seen == trials

@@ -15,6 +15,22 @@ def test_write_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     assert os.listdir(path.parent) == ["f.json"]
 
 
+def test_written_files_get_the_permissions_of_a_plain_write(tmp_path):
+    # mkstemp makes its file 0600: renamed into place as it is, a report or a GitHub step
+    # summary would become unreadable to anyone but its writer.
+    old = os.umask(0o022)
+    try:
+        fresh, kept = tmp_path / "fresh.html", tmp_path / "kept.md"
+        kept.write_text("# summary\n")
+        kept.chmod(0o664)
+        write_atomic(fresh, b"<html>")
+        write_atomic(kept, b"# summary\nmore\n")
+    finally:
+        os.umask(old)
+    assert oct(fresh.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(kept.stat().st_mode & 0o777) == oct(0o664)
+
+
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "f.json"
     write_atomic(path, b"old")

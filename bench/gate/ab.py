@@ -9,7 +9,8 @@ pairs is spent. The
 two sides land in ``OUT/baseline`` and ``OUT/candidate``, ordinary results directories that
 ``tapebench report`` and ``tapebench compare`` read. This is the recommended CI setup: both
 sides share the runner, the hour and the noise; a baseline stored from another machine
-shares none of them.
+shares none of them. :func:`run_trees` does the same for any two trees (a bisection
+measures one exported revision against another).
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ def _sequential(schedule: LookSchedule, policy: GatePolicy) -> More:
     return more
 
 
+BASELINE, CANDIDATE = "baseline", "candidate"
+
+
 def run_ab(
     cells: Sequence[Cell],
     options: RunOptions,
@@ -151,36 +155,65 @@ def run_ab(
     inject_work: int = 0,
     duet: bool = False,
 ) -> ABResult:
-    """Runs A/B pairs of every cell -- the baseline's tree, then this one, or the other
-    way round, alternately, in fresh processes -- until its verdict is decided at one of
-    ``schedule``'s looks or its last look is reached.
+    """Runs A/B pairs of every cell -- ``baseline_rev``'s tree, exported from git, against
+    this checkout -- with :func:`run_trees`.
+
+    ``inject_delay_s`` (a wait) or ``inject_work`` (units of real work,
+    :func:`trainloop.step.create_burner`) slows every candidate step by a known amount,
+    for checking that the gate catches slowdowns; it is recorded in the candidate's runs.
+    """
+    exported = (Path(options.output_dir) / "baseline-source").resolve()  # the workers' cwd
+    commit = export_revision(baseline_rev, exported)
+    trees = (SourceTree(exported, commit), SourceTree())
+    return run_trees(
+        cells, options, sources, trees, schedule, policy, baseline_rev, argv, stop, stream,
+        duet, inject_delay_s, inject_work,
+    )  # fmt: skip
+
+
+def run_trees(
+    cells: Sequence[Cell],
+    options: RunOptions,
+    sources: Mapping[str, DataSource],
+    trees: tuple[SourceTree, SourceTree],
+    schedule: LookSchedule,
+    policy: GatePolicy,
+    baseline_rev: str,
+    argv: Sequence[str] = (),
+    stop: StopRequest | None = None,
+    stream: TextIO | None = None,
+    duet: bool = False,
+    inject_delay_s: float = 0.0,
+    inject_work: int = 0,
+) -> ABResult:
+    """Runs A/B pairs of every cell from the baseline tree and the candidate tree
+    (``trees``, in that order) into ``options.output_dir``'s ``baseline`` and ``candidate``
+    directories -- one run from each tree in fresh processes, the order alternating
+    (A B, B A, ...) -- until its verdict is decided at one of ``schedule``'s looks or its
+    last look is reached. ``baseline_rev`` is what the baseline was asked as (its plans
+    record it with the baseline tree's commit).
 
     Both sides go through the matrix's job loop (:func:`execute_plans`), so they get its
-    skips, GPU probe, locks and cluster settings. ``inject_delay_s`` (a wait) or
-    ``inject_work`` (units of real work, :func:`trainloop.step.create_burner`) slows every
-    candidate step by a known amount, for checking that the gate catches slowdowns; it is
-    recorded in the candidate's runs. With ``duet`` a pair's two runs go side by side,
-    each pinned to a CPU of its own (the machine needs two).
+    skips, GPU probe, locks and cluster settings. With ``duet`` a pair's two runs go side
+    by side, each pinned to a CPU of its own (the machine needs two).
     """
     root = Path(options.output_dir)
-    exported = (root / "baseline-source").resolve()  # workers start with it as their cwd
-    commit = export_revision(baseline_rev, exported)
-    trees = {"baseline": SourceTree(exported, commit), "candidate": SourceTree()}
+    commit = trees[0].commit or ""
     sides = []
-    for name, tree in trees.items():
+    for name, tree in zip((BASELINE, CANDIDATE), trees, strict=True):
         # The gate compares step times; the efficiency columns' peaks are not needed.
         side_options = replace(options, output_dir=root / name, measure_peak=False)
-        ab = ABSide(name, baseline_rev, commit)
         # One pair to start with; more follow one at a time (a broken candidate ends a cell
         # after its first run), judged at the schedule's looks.
-        plan = create_plan(cells, 1, side_options, sources, argv, ab)
+        plan = create_plan(
+            cells, 1, side_options, sources, argv, ABSide(name, baseline_rev, commit)
+        )
         write_plan(ResultsDir(side_options.output_dir).create(), plan)
-        slowed = name == "candidate"
-        delay, work = (inject_delay_s, inject_work) if slowed else (0.0, 0)
+        delay, work = (inject_delay_s, inject_work) if name == CANDIDATE else (0.0, 0)
         sides.append(Side(plan, tree, delay, name, work))
     order: list[tuple[int, Slot]] = []
     for a, b in zip(sides[0].plan.slots, sides[1].plan.slots, strict=True):
         order += pair_order(a.cell_index, a.repeat, (a, b))
     more = _sequential(schedule, policy)
     base, cand = execute_plans(sides, order, stop, stream, more, duet=duet)
-    return ABResult(base.results, cand.results, commit, base.interrupted)
+    return ABResult(base.results, cand.results, commit, base.interrupted or cand.interrupted)

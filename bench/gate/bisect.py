@@ -20,9 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from bench.gate.ab import ABResult, RevisionError, ab_verdicts, export_revision
+from bench.gate.ab import ABResult, RevisionError, ab_verdicts, export_revision, run_trees
 from bench.gate.search import INTERRUPTED, SKIP, Look, Outcome, Search, Step, bisect, decide
-from bench.gate.trees import run_trees
 from bench.matrix.cells import Cell, RunOptions
 from bench.matrix.job import SourceTree
 from bench.matrix.plan import MatrixError, read_plan

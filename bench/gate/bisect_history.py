@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.gate.ab import BASELINE, CANDIDATE
 from bench.gate.search import Step
-from bench.gate.trees import BASELINE, CANDIDATE
 from bench.history.rows import CommitInfo, RunRow, commit_info, to_row
 from bench.history.store import HistoryStore, now
 from reports.load import load_records
